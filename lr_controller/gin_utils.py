@@ -1,0 +1,104 @@
+"""The one gin loader shared by binaries and tests (dopamine's `load_gin_configs`).
+
+Files and bindings are parsed with unknown names rejected; any gin problem is
+turned into a one-line `UserError` naming the file or binding at fault.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import gin
+
+from lr_controller import constants
+from lr_controller.errors import UserError
+
+# Directory holding the shipped gin configs; a bare file name such as
+# `smoke.gin` or `controller/digits.gin` is looked up here when it is not a path.
+GIN_CONFIGS_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin_configs"
+)
+
+
+def resolve_gin_file(path: str) -> str:
+  """Returns `path` if it exists, else the shipped config of that name.
+
+  Raises:
+    UserError: if neither exists.
+  """
+  if os.path.isfile(path):
+    return path
+  shipped = os.path.join(GIN_CONFIGS_DIR, path)
+  if os.path.isfile(shipped):
+    return shipped
+  if not path.endswith(".gin") and os.path.isfile(shipped + ".gin"):
+    return shipped + ".gin"
+  raise UserError(f"gin file not found: {path}")
+
+
+def _one_line(error: BaseException) -> str:
+  text = " ".join(str(error).split())
+  return text or type(error).__name__
+
+
+def parse_gin(
+    gin_files: Sequence[str] | None = None,
+    gin_bindings: Sequence[str] | None = None,
+    finalize: bool = True,
+) -> list[str]:
+  """Clears gin, then parses files (in order) and bindings (after them).
+
+  Args:
+    gin_files: paths, or names of configs shipped in `gin_configs/`.
+    gin_bindings: strings like `"trainee_setup.num_steps = 20"`.
+    finalize: lock the config afterwards.
+
+  Returns:
+    The resolved gin file paths.
+
+  Raises:
+    UserError: for a missing file, a parse error or an unknown name.
+  """
+  gin.clear_config()
+  files = [resolve_gin_file(f) for f in (gin_files or [])]
+  for path in files:
+    try:
+      gin.parse_config_file(path, skip_unknown=False)
+    except (ValueError, SyntaxError, ImportError, KeyError, TypeError) as e:
+      gin.clear_config()
+      raise UserError(f"bad gin file {path}: {_one_line(e)}") from None
+    except IOError as e:
+      gin.clear_config()
+      raise UserError(f"cannot read gin file {path}: {_one_line(e)}") from None
+  for binding in gin_bindings or []:
+    try:
+      gin.parse_config(binding, skip_unknown=False)
+    except (ValueError, SyntaxError, ImportError, KeyError, TypeError) as e:
+      gin.clear_config()
+      raise UserError(f"bad gin binding '{binding}': {_one_line(e)}") from None
+  if finalize:
+    gin.finalize()
+  return files
+
+
+def write_config(root_dir: str, gin_files: Sequence[str], gin_bindings: Sequence[str]) -> str:
+  """Writes the given gin files' text and bindings to `root_dir/config.gin`."""
+  parts = []
+  for path in gin_files:
+    with open(path) as f:
+      parts.append(f"# ---- {path}\n{f.read()}")
+  if gin_bindings:
+    parts.append("# ---- --gin_bindings\n" + "\n".join(gin_bindings) + "\n")
+  out = os.path.join(root_dir, constants.CONFIG_GIN)
+  with open(out, "w") as f:
+    f.write("\n".join(parts))
+  return out
+
+
+def write_operative_config(root_dir: str) -> str:
+  """Writes what gin used so far to `root_dir/operative_config.gin`."""
+  out = os.path.join(root_dir, constants.OPERATIVE_GIN)
+  with open(out, "w") as f:
+    f.write(gin.operative_config_str())
+  return out

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# lr_controller's one entry point.
+#   ./run.sh            set up .venv if needed, then run the main job on the embedded digits data
+#   ./run.sh test [ARGS] set up, then run the test suite (extra ARGS go to pytest)
+#   ./run.sh setup      set up only
+# Re-running is fast: the install is redone only when setup.py or constraints.txt change.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT="$(pwd)"
+VENV="$ROOT/.venv"
+STAMP="$VENV/.lr_controller_installed"
+
+find_python() {
+  local candidate
+  for candidate in "${PYTHON:-}" python3.11 python3 python; do
+    [ -n "$candidate" ] || continue
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' 2>/dev/null; then
+      command -v "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+setup() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    local py
+    if ! py="$(find_python)"; then
+      echo "error: lr_controller needs Python 3.11 (TensorFlow 2.15 and dm-reverb 0.14 have no wheels for other versions); install python3.11 or set PYTHON=/path/to/python3.11" >&2
+      exit 1
+    fi
+    echo "[setup] creating $VENV with $py"
+    "$py" -m venv "$VENV"
+  fi
+  local want
+  want="$(cat setup.py constraints.txt | sha256sum | cut -d' ' -f1)"
+  if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
+    echo "[setup] installing lr_controller and its pinned stack into .venv (a few minutes the first time)"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+      -c constraints.txt --no-build-isolation -e ".[test]"
+    echo "$want" > "$STAMP"
+  fi
+}
+
+cmd="${1:-demo}"
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  setup)
+    setup
+    echo "[setup] done: $VENV"
+    ;;
+  test)
+    setup
+    exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+  demo)
+    setup
+    exec "$VENV/bin/python" -m lr_controller.bin.demo "$@"
+    ;;
+  *)
+    echo "error: unknown command '$cmd' (use: ./run.sh, ./run.sh test, ./run.sh setup)" >&2
+    exit 2
+    ;;
+esac
