@@ -6,6 +6,7 @@ turned into a one-line `UserError` naming the file or binding at fault.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Sequence
 
@@ -17,7 +18,7 @@ from lr_controller.errors import UserError
 # Directory holding the shipped gin configs; a bare file name such as
 # `smoke.gin` or `controller/digits.gin` is looked up here when it is not a path.
 GIN_CONFIGS_DIR = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin_configs"
+  os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin_configs"
 )
 
 
@@ -37,15 +38,33 @@ def resolve_gin_file(path: str) -> str:
   raise UserError(f"gin file not found: {path}")
 
 
+# Every module that defines gin configurables; imported before parsing so that
+# any shipped config (and any binding) resolves in every binary and test.
+CONFIGURABLE_MODULES = (
+  "official_models",
+  "lr_controller.data",
+  "lr_controller.schedules",
+  "lr_controller.trainee",
+  "lr_controller.fixed_schedule_runs",
+  "lr_controller.baseline_search",
+)
+
+
+def register_configurables() -> None:
+  """Imports every module with gin configurables."""
+  for module in CONFIGURABLE_MODULES:
+    importlib.import_module(module)
+
+
 def _one_line(error: BaseException) -> str:
   text = " ".join(str(error).split())
   return text or type(error).__name__
 
 
 def parse_gin(
-    gin_files: Sequence[str] | None = None,
-    gin_bindings: Sequence[str] | None = None,
-    finalize: bool = True,
+  gin_files: Sequence[str] | None = None,
+  gin_bindings: Sequence[str] | None = None,
+  finalize: bool = True,
 ) -> list[str]:
   """Clears gin, then parses files (in order) and bindings (after them).
 
@@ -60,6 +79,7 @@ def parse_gin(
   Raises:
     UserError: for a missing file, a parse error or an unknown name.
   """
+  register_configurables()
   gin.clear_config()
   files = [resolve_gin_file(f) for f in (gin_files or [])]
   for path in files:
@@ -68,7 +88,7 @@ def parse_gin(
     except (ValueError, SyntaxError, ImportError, KeyError, TypeError) as e:
       gin.clear_config()
       raise UserError(f"bad gin file {path}: {_one_line(e)}") from None
-    except IOError as e:
+    except OSError as e:
       gin.clear_config()
       raise UserError(f"cannot read gin file {path}: {_one_line(e)}") from None
   for binding in gin_bindings or []:
@@ -82,7 +102,9 @@ def parse_gin(
   return files
 
 
-def write_config(root_dir: str, gin_files: Sequence[str], gin_bindings: Sequence[str]) -> str:
+def write_config(
+  root_dir: str, gin_files: Sequence[str], gin_bindings: Sequence[str]
+) -> str:
   """Writes the given gin files' text and bindings to `root_dir/config.gin`."""
   parts = []
   for path in gin_files:

@@ -1,0 +1,89 @@
+"""What every binary shares: the run-control flags and the error edge.
+
+Each binary defines `main(argv)` and calls `cli.run(main)`. A `UserError`
+raised anywhere below (bad flag value, gin file, data set, learning rate...)
+is printed as one line `error: ...` on stderr with exit status 2: no traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+from absl import app, flags, logging
+
+from lr_controller import gin_utils
+from lr_controller.errors import UserError
+
+flags.DEFINE_string(
+  "root_dir", None, "Directory for this run's outputs (created if missing)."
+)
+flags.DEFINE_multi_string(
+  "gin_file",
+  [],
+  "Gin config file, or the name of one in gin_configs/ (repeatable, in order).",
+)
+flags.DEFINE_multi_string(
+  "gin_bindings",
+  [],
+  "Gin binding applied after the files, e.g. 'run_training.num_steps=20'.",
+)
+flags.DEFINE_integer("seed", 0, "Seed of the run (weights, data order, agent).")
+
+FLAGS = flags.FLAGS
+
+EXIT_USER_ERROR = 2
+
+
+def make_root_dir(root_dir: str | None) -> str:
+  """Creates `root_dir` (and parents); returns its absolute path.
+
+  Raises:
+    UserError: if it is missing, or exists and is not a directory.
+  """
+  if not root_dir:
+    raise UserError("--root_dir is required")
+  root_dir = os.path.abspath(os.path.expanduser(root_dir))
+  if os.path.exists(root_dir) and not os.path.isdir(root_dir):
+    raise UserError(f"--root_dir {root_dir} exists and is not a directory")
+  try:
+    os.makedirs(root_dir, exist_ok=True)
+  except OSError as e:
+    raise UserError(f"cannot create --root_dir {root_dir}: {e.strerror}") from None
+  return root_dir
+
+
+def load_gin_from_flags() -> list[str]:
+  """Parses --gin_file and --gin_bindings (unknown names rejected); returns the files."""
+  return gin_utils.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings, finalize=False)
+
+
+def say(message: str) -> None:
+  """Prints a progress line to stdout and flushes it."""
+  print(message, flush=True)
+
+
+def _guarded(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
+  def wrapper(argv: list[str]) -> None:
+    if len(argv) > 1:
+      print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
+      sys.exit(EXIT_USER_ERROR)
+    try:
+      main(argv)
+    except UserError as e:
+      # gin appends "In call to configurable ..." lines: keep the first one.
+      lines = str(e).strip().splitlines() or [type(e).__name__]
+      print(f"error: {lines[0]}", file=sys.stderr)
+      sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+      print("interrupted", file=sys.stderr)
+      sys.exit(130)
+
+  return wrapper
+
+
+def run(main: Callable[[list[str]], None]) -> None:
+  """Runs `main` under absl with the one-line error edge."""
+  logging.set_verbosity(logging.WARNING)
+  app.run(_guarded(main))

@@ -1,0 +1,338 @@
+"""Input pipelines of the trainee: fixed train/validation/test splits as tf.data.
+
+`load_data` turns a tfds data set into a `Data`: an infinite, shuffled, batched
+train stream and finite, deterministic validation and test sets, with pixels in
+[0, 1] (float32) and int32 labels. The validation split is carved out of the
+official train split (Xu et al. 2019 compute the controller's reward on
+held-out data, never on the test set).
+
+Nothing here touches the network. `lrc_digits` (scikit-learn's 8x8 digits, see
+`lr_controller.digits_dataset`) is prepared on first use; any other data set
+must already be prepared in `data_dir`, otherwise a one-line `UserError` says
+how to prepare it on a machine with internet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from unittest import mock
+
+import gin
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from lr_controller import digits_dataset  # Registers the `lrc_digits` builder.
+from lr_controller.errors import UserError
+
+# Data set name -> split -> tfds split string. Fixed slices, so every run,
+# seed and machine sees the same examples in each split.
+SPLITS: dict[str, dict[str, str]] = {
+  # 50,000 / 10,000 / 10,000.
+  "fashion_mnist": {
+    "train": "train[:50000]",
+    "validation": "train[50000:]",
+    "test": "test",
+  },
+  # 40,000 / 10,000 / 10,000.
+  "cifar10": {
+    "train": "train[:40000]",
+    "validation": "train[40000:]",
+    "test": "test",
+  },
+  # 1,000 / 397 / 400: the builder's own splits.
+  digits_dataset.LrcDigits.name: {
+    "train": "train",
+    "validation": "validation",
+    "test": "test",
+  },
+}
+
+# Data sets `load_data` prepares itself, offline, on first use.
+_SELF_PREPARED = frozenset({digits_dataset.LrcDigits.name})
+
+_PIXEL_MAX = 255.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+  """A data set's splits as ready-to-use pipelines.
+
+  Attributes:
+    name: tfds name of the data set, a key of `SPLITS`.
+    train: Infinite dataset of `(images, labels)`: images float32
+      [batch_size, H, W, C] in [0, 1], labels int32 [batch_size]. Shuffled
+      with the seed, reshuffled each epoch, only full batches.
+    validation: Finite dataset of `(images, labels)` batches (float32
+      [<=eval_batch_size, H, W, C], int32 [<=eval_batch_size]), same order on
+      every pass.
+    test: Like `validation`, for the test split.
+    input_shape: `(H, W, C)` of one image.
+    num_classes: Number of label values; labels are in [0, num_classes).
+    num_examples: Split name -> number of examples actually used (after
+      `train_examples` / `validation_examples` / `test_examples`).
+  """
+
+  name: str
+  train: tf.data.Dataset
+  validation: tf.data.Dataset
+  test: tf.data.Dataset
+  input_shape: tuple[int, int, int]
+  num_classes: int
+  num_examples: dict[str, int]
+
+
+def resolve_data_dir(data_dir: str | None) -> str:
+  """Returns the tfds data directory to use, as tfds would pick it.
+
+  Args:
+    data_dir: An explicit directory, or None for `$TFDS_DATA_DIR` if set, else
+      `~/tensorflow_datasets`.
+
+  Returns:
+    The absolute directory path (it need not exist).
+  """
+  if not data_dir:
+    data_dir = os.environ.get("TFDS_DATA_DIR") or os.path.join(
+      "~", "tensorflow_datasets"
+    )
+  return os.path.abspath(os.path.expanduser(data_dir))
+
+
+def prepare_instructions(name: str, data_dir: str) -> str:
+  """Returns a one-line hint on how to make `name` available in `data_dir`.
+
+  Args:
+    name: tfds name of the data set.
+    data_dir: The tfds data directory it is expected in.
+
+  Returns:
+    A sentence naming the commands to run.
+  """
+  return (
+    f"run `tfds build {name} --data_dir {data_dir}` (or "
+    f"`python -m lr_controller.bin.prepare_data --dataset {name} --data_dir "
+    f"{data_dir}`) on a machine with internet and copy its {name} folder into "
+    f"{data_dir}"
+  )
+
+
+def _version_dir(name: str, data_dir: str) -> str:
+  """Returns `<data_dir>/<name>[/<config>]/<version>` of the code's version."""
+  # `builder_cls` only imports the class. Instantiating the builder instead
+  # (`tfds.builder(...).is_prepared()`) would, for an unprepared data set, call
+  # `DatasetInfo.initialize_from_bucket()`, which queries gs://tfds-data even
+  # with `try_gcs=False` (seconds, or a hang, without internet).
+  cls = tfds.builder_cls(name)
+  parts = [data_dir, name]
+  config = cls.default_builder_config
+  if config is not None:
+    parts.append(config.name)
+  version = config.version if config is not None and config.version else cls.VERSION
+  parts.append(str(version))
+  return os.path.join(*parts)
+
+
+def is_prepared(name: str, data_dir: str) -> bool:
+  """Whether `name` is prepared in `data_dir`, checked on disk only (no network).
+
+  This is what `tfds.builder(name, data_dir=data_dir).is_prepared()` answers
+  (the code version's folder exists) without building the builder.
+
+  Args:
+    name: tfds name of a registered data set.
+    data_dir: tfds data directory.
+
+  Returns:
+    True if `<data_dir>/<name>/<version>/dataset_info.json` exists.
+  """
+  return os.path.isfile(os.path.join(_version_dir(name, data_dir), "dataset_info.json"))
+
+
+def _tfds_is_mocked() -> bool:
+  """Whether tfds is patched by `tfds.testing.mock_data` (or a similar mock).
+
+  `mock_data` does not patch `tfds.load` itself: it patches
+  `DatasetBuilder.__init__` (the given `data_dir` is replaced by its own),
+  `download_and_prepare` (a no-op) and `as_dataset` (serves random examples
+  of the code's features although nothing is prepared). Under it, the on-disk
+  preparedness check would wrongly fail and preparing `lrc_digits` would be a
+  no-op, so `load_data` skips both when `as_dataset` is no longer tfds's own.
+  """
+  as_dataset = tfds.core.DatasetBuilder.as_dataset
+  return isinstance(as_dataset, mock.Mock) or (
+    getattr(as_dataset, "__module__", "") != "tensorflow_datasets.core.dataset_builder"
+  )
+
+
+def _ensure_available(name: str, data_dir: str) -> None:
+  """Prepares `lrc_digits` if needed; raises if another data set is missing.
+
+  Raises:
+    UserError: `name` is not self-prepared and not prepared in `data_dir`.
+  """
+  if _tfds_is_mocked():
+    return
+  if name in _SELF_PREPARED:
+    if not is_prepared(name, data_dir):
+      builder = tfds.builder(name, data_dir=data_dir, try_gcs=False)
+      builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(try_download_gcs=False)
+      )
+    return
+  if not is_prepared(name, data_dir):
+    raise UserError(
+      f"{name} is not prepared in {data_dir}: {prepare_instructions(name, data_dir)}"
+    )
+
+
+def _to_float(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+  """uint8 image [H, W, C] and int64 label [] -> float32 in [0, 1] and int32."""
+  return tf.cast(image, tf.float32) / _PIXEL_MAX, tf.cast(label, tf.int32)
+
+
+def _count(dataset: tf.data.Dataset) -> int:
+  """Number of elements of a finite dataset (its cardinality, if known)."""
+  cardinality = int(dataset.cardinality())
+  if cardinality >= 0:
+    return cardinality
+  return int(dataset.reduce(0, lambda n, _: n + 1))
+
+
+def _check_positive(**values: int | None) -> None:
+  """Raises UserError if a given (non-None) value is not a positive int."""
+  for key, value in values.items():
+    if value is None:
+      continue
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+      raise UserError(f"{key} must be a positive integer, got {value!r}")
+
+
+def _limit(
+  dataset: tf.data.Dataset, limit: int | None, split: str, name: str
+) -> tuple[tf.data.Dataset, int]:
+  """Keeps the first `limit` examples (all if None); returns them and their count.
+
+  Raises:
+    UserError: `limit` exceeds the size of the split.
+  """
+  available = _count(dataset)
+  if limit is None:
+    return dataset, available
+  if limit > available:
+    raise UserError(
+      f"{split}_examples={limit} exceeds the {available} examples of {name}'s "
+      f"{split} split"
+    )
+  return dataset.take(limit), limit
+
+
+@gin.configurable
+def load_data(
+  name: str = digits_dataset.LrcDigits.name,
+  data_dir: str | None = None,
+  batch_size: int = 1000,
+  eval_batch_size: int = 1000,
+  shuffle_buffer: int = 10000,
+  seed: int = 0,
+  validation_examples: int | None = None,
+  train_examples: int | None = None,
+  test_examples: int | None = None,
+) -> Data:
+  """Loads a data set's fixed splits as tf.data pipelines.
+
+  Args:
+    name: tfds name, one of `SPLITS` ("lrc_digits", "fashion_mnist",
+      "cifar10").
+    data_dir: tfds data directory; None: `$TFDS_DATA_DIR`, else
+      `~/tensorflow_datasets`. `lrc_digits` is prepared there on first use.
+    batch_size: Examples per train batch; every train batch is full.
+    eval_batch_size: Examples per validation/test batch (the last may be
+      smaller).
+    shuffle_buffer: Size of the train shuffle buffer.
+    seed: Seed of the train shuffling (the order is the same for a seed).
+    validation_examples: Keep only the first N validation examples (a fixed
+      subset); None keeps the whole split.
+    train_examples: Keep only the first N train examples (for quick runs);
+      None keeps the whole split.
+    test_examples: Keep only the first N test examples (for quick runs); None
+      keeps the whole split.
+
+  Returns:
+    The `Data`, pixels float32 in [0, 1] and labels int32.
+
+  Raises:
+    UserError: Unknown `name`, non-positive sizes, a data set that is not
+      prepared in `data_dir`, `*_examples` larger than the split, or
+      `batch_size` larger than the number of train examples.
+  """
+  if name not in SPLITS:
+    raise UserError(
+      f"unknown data set {name!r}; known data sets: {', '.join(sorted(SPLITS))}"
+    )
+  _check_positive(
+    batch_size=batch_size,
+    eval_batch_size=eval_batch_size,
+    shuffle_buffer=shuffle_buffer,
+    validation_examples=validation_examples,
+    train_examples=train_examples,
+    test_examples=test_examples,
+  )
+  if isinstance(seed, bool) or not isinstance(seed, int):
+    raise UserError(f"seed must be an integer, got {seed!r}")
+  data_dir = resolve_data_dir(data_dir)
+  _ensure_available(name, data_dir)
+
+  split_names = ("train", "validation", "test")
+  raw, info = tfds.load(
+    name,
+    split=[SPLITS[name][split] for split in split_names],
+    data_dir=data_dir,
+    download=False,
+    try_gcs=False,
+    as_supervised=True,
+    shuffle_files=False,
+    with_info=True,
+    # We cache after decoding ourselves; tfds' auto-cache would cache twice.
+    read_config=tfds.ReadConfig(try_autocache=False),
+  )
+  raw = dict(zip(split_names, raw, strict=True))
+
+  train, num_train = _limit(raw["train"], train_examples, "train", name)
+  validation, num_validation = _limit(
+    raw["validation"], validation_examples, "validation", name
+  )
+  test, num_test = _limit(raw["test"], test_examples, "test", name)
+  if batch_size > num_train:
+    raise UserError(
+      f"batch_size={batch_size} exceeds the {num_train} train examples of "
+      f"{name}: no full batch could be formed"
+    )
+
+  autotune = tf.data.AUTOTUNE
+  train = (
+    train.map(_to_float, num_parallel_calls=autotune)
+    .cache()
+    .shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    .repeat()
+    .batch(batch_size, drop_remainder=True)
+    .prefetch(autotune)
+  )
+
+  def finite(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    return (
+      dataset.map(_to_float, num_parallel_calls=autotune)
+      .cache()
+      .batch(eval_batch_size)
+      .prefetch(autotune)
+    )
+
+  return Data(
+    name=name,
+    train=train,
+    validation=finite(validation),
+    test=finite(test),
+    input_shape=tuple(int(d) for d in info.features["image"].shape),
+    num_classes=int(info.features["label"].num_classes),
+    num_examples={"train": num_train, "validation": num_validation, "test": num_test},
+  )

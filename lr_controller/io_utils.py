@@ -1,0 +1,58 @@
+"""Crash-safe writes of results: whole files by rename, JSON lines by one append."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any
+
+
+def write_json(path: str, obj: Any) -> None:
+  """Writes `obj` as indented JSON to `path` atomically (temp file + rename)."""
+  directory = os.path.dirname(os.path.abspath(path))
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_", suffix=".json")
+  try:
+    with os.fdopen(fd, "w") as f:
+      json.dump(obj, f, indent=2, sort_keys=False)
+      f.write("\n")
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+    raise
+
+
+def append_jsonl(path: str, obj: Any) -> None:
+  """Appends one JSON line with a single `write` on an O_APPEND descriptor.
+
+  A line is written whole or not at all (short of a full disk), so a crash
+  never leaves a torn line; readers skip a final line without its newline.
+  """
+  line = (json.dumps(obj) + "\n").encode()
+  fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+  try:
+    os.write(fd, line)
+    os.fsync(fd)
+  finally:
+    os.close(fd)
+
+
+def read_jsonl(path: str) -> list[Any]:
+  """Reads complete JSON lines from `path` ([] if missing); ignores a torn last line."""
+  if not os.path.exists(path):
+    return []
+  rows = []
+  with open(path) as f:
+    for line in f:
+      if not line.endswith("\n"):
+        break
+      rows.append(json.loads(line))
+  return rows
+
+
+def read_json(path: str) -> Any:
+  with open(path) as f:
+    return json.load(f)

@@ -1,0 +1,505 @@
+"""A trainee training run, advanced in chunks of steps (Xu et al. 2019, Sec. 3).
+
+The controller of the paper acts every few trainee steps: it reads features of
+the run, sets a new learning rate, and lets the run go on. `Trainee` is that run:
+
+  trainee = build_trainee(seed=0)
+  trainee.train(10)                # 10 SGD steps in one compiled call
+  result = trainee.validate()      # loss, accuracy, softmax outputs
+  trainee.set_learning_rate(0.05)  # assigns the optimizer's variable: no retrace
+
+The learning rate lives in the optimizer's own `tf.Variable`, so changing it
+between chunks never retraces the compiled step. A run that produces a
+non-finite (or absurdly large) training loss is marked diverged and stops; it is
+reported, never raised.
+
+`run_training` is the paper's protocol for a fixed schedule: validate every
+`eval_interval` steps, keep the weights with the best validation loss, and
+evaluate those once on the test split at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+
+import gin
+import numpy as np
+import tensorflow as tf
+
+import official_models
+from lr_controller import data as data_lib
+from lr_controller.errors import UserError
+
+# Training losses above this count as divergence (cross-entropy of a uniform
+# guess over 10 classes is 2.3 nats).
+DEFAULT_DIVERGENCE_LOSS = 1e3
+
+
+@gin.configurable
+def make_optimizer(
+  name: str = "sgd",
+  learning_rate: float = 0.01,
+  momentum: float = 0.9,
+  beta_1: float = 0.9,
+  beta_2: float = 0.999,
+  epsilon: float = 1e-7,
+) -> tf.keras.optimizers.Optimizer:
+  """Builds the trainee's optimizer with a settable (variable) learning rate.
+
+  Args:
+    name: "sgd" (with `momentum`; 0 gives plain SGD), "adam" or "rmsprop".
+    learning_rate: initial learning rate (> 0).
+    momentum: SGD/RMSprop momentum.
+    beta_1: Adam's first-moment decay.
+    beta_2: Adam's second-moment decay.
+    epsilon: Adam/RMSprop's numerical epsilon.
+
+  Returns:
+    A Keras 2 optimizer whose `learning_rate` is a `tf.Variable`.
+
+  Raises:
+    UserError: for an unknown name or a learning rate that is not positive.
+  """
+  check_learning_rate(learning_rate)
+  if name == "sgd":
+    return tf.keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum)
+  if name == "adam":
+    return tf.keras.optimizers.Adam(
+      learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon
+    )
+  if name == "rmsprop":
+    return tf.keras.optimizers.RMSprop(
+      learning_rate=learning_rate, momentum=momentum, epsilon=epsilon
+    )
+  raise UserError(f"unknown optimizer '{name}' (known: sgd, adam, rmsprop)")
+
+
+def check_learning_rate(learning_rate: float) -> float:
+  """Returns `learning_rate` as a float, or raises UserError if not finite and > 0."""
+  try:
+    value = float(learning_rate)
+  except (TypeError, ValueError):
+    raise UserError(f"learning rate must be a number, got {learning_rate!r}") from None
+  if not math.isfinite(value) or value <= 0:
+    raise UserError(f"learning rate must be positive and finite, got {learning_rate}")
+  return value
+
+
+def find_final_dense(
+  model: tf.keras.Model, name: str | None = None
+) -> tf.keras.layers.Dense:
+  """Returns the model's final Dense layer: the one named `name`, else the last Dense.
+
+  Raises:
+    UserError: if there is no such layer.
+  """
+  if name is not None:
+    try:
+      layer = model.get_layer(name)
+    except ValueError:
+      raise UserError(f"model has no layer named '{name}'") from None
+    if not isinstance(layer, tf.keras.layers.Dense):
+      raise UserError(f"layer '{name}' is a {type(layer).__name__}, not a Dense layer")
+    return layer
+  dense = [
+    layer for layer in _all_layers(model) if isinstance(layer, tf.keras.layers.Dense)
+  ]
+  if not dense:
+    raise UserError("model has no Dense layer to read output-layer features from")
+  return dense[-1]
+
+
+def _all_layers(model: tf.keras.layers.Layer) -> list[tf.keras.layers.Layer]:
+  layers = []
+  for layer in getattr(model, "layers", []):
+    if isinstance(layer, tf.keras.Model):
+      layers.extend(_all_layers(layer))
+    else:
+      layers.append(layer)
+  return layers
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalResult:
+  """One pass over an evaluation split.
+
+  Attributes:
+    loss: mean cross-entropy per example (nats).
+    accuracy: fraction of correct top-1 predictions.
+    probabilities: softmax outputs, float32 [num_examples, num_classes], in the
+      split's fixed order (only filled when asked for).
+  """
+
+  loss: float
+  accuracy: float
+  probabilities: np.ndarray | None = None
+
+
+class Trainee:
+  """A classifier's training run that a schedule or a controller drives in chunks.
+
+  Args:
+    model: an uncompiled Keras model mapping images to logits.
+    optimizer: a Keras optimizer built with a float learning rate.
+    data: the splits to train, validate and test on.
+    schedule: optional per-step schedule (a callable of the int64 step returning
+      the learning rate); its rates for a chunk are fed to the compiled loop as
+      a vector, so schedules never retrace it. None leaves the rate to
+      `set_learning_rate` (the controller's case).
+    divergence_loss: a chunk whose mean training loss is not finite or exceeds
+      this (nats) marks the run diverged.
+    final_layer_name: name of the output Dense layer (features read it).
+    jit_compile: compile the training loop with XLA.
+  """
+
+  def __init__(
+    self,
+    model: tf.keras.Model,
+    optimizer: tf.keras.optimizers.Optimizer,
+    data: data_lib.Data,
+    schedule: Callable[[tf.Tensor], tf.Tensor] | None = None,
+    divergence_loss: float = DEFAULT_DIVERGENCE_LOSS,
+    final_layer_name: str | None = official_models.FINAL_LAYER_NAME,
+    jit_compile: bool = False,
+  ):
+    if isinstance(
+      optimizer.learning_rate, tf.keras.optimizers.schedules.LearningRateSchedule
+    ):
+      raise UserError(
+        "the trainee's optimizer needs a float learning rate, not a schedule"
+      )
+    self.model = model
+    self.optimizer = optimizer
+    self.data = data
+    self.schedule = schedule
+    self.divergence_loss = float(divergence_loss)
+    self.final_layer = find_final_dense(model, final_layer_name)
+    self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="trainee_step")
+    self.diverged = False
+    self._loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(
+      from_logits=True, reduction=tf.keras.losses.Reduction.NONE
+    )
+    self._train_iterator = iter(data.train)
+    # The step may be XLA-compiled; the loop around it reads the input
+    # iterator, which XLA cannot, so it stays a plain graph.
+    self._train_step = tf.function(self._train_step_impl, jit_compile=jit_compile)
+    self._train_loop = tf.function(
+      self._train_loop_impl, input_signature=[tf.TensorSpec([None], tf.float32)]
+    )
+    # Evaluation splits are held in memory as tensors (they are cached anyway):
+    # a pass is then one compiled call with no input-pipeline start-up.
+    self._splits = {
+      "validation": _materialize(data.validation),
+      "test": _materialize(data.test),
+    }
+    # Evaluate in batches of the size the data was batched at.
+    self._eval_batch_size = int(next(iter(data.validation))[1].shape[0])
+    image_spec = tf.TensorSpec([None, *data.input_shape], tf.float32)
+    self._eval_pass = tf.function(
+      self._eval_pass_impl,
+      input_signature=[image_spec, tf.TensorSpec([None], tf.int32)],
+    )
+    self._best_weights: list[np.ndarray] | None = None
+    self.best_val_loss = math.inf
+    self.best_step: int | None = None
+    # Build the optimizer's slots now so that `reset` can zero them.
+    self.optimizer.build(self.model.trainable_variables)
+
+  # ---- Compiled parts: the only tf.functions of the trainee side. ----
+
+  def _train_step_impl(self, images, labels, learning_rate):
+    """One optimizer step at `learning_rate`; returns the batch's mean loss."""
+    self.optimizer.learning_rate.assign(learning_rate)
+    with tf.GradientTape() as tape:
+      logits = self.model(images, training=True)
+      loss = tf.reduce_mean(self._loss_fn(labels, logits))
+      loss_with_reg = loss + tf.add_n(self.model.losses) if self.model.losses else loss
+    grads = tape.gradient(loss_with_reg, self.model.trainable_variables)
+    self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+    return loss
+
+  def _train_loop_impl(self, learning_rates):
+    """Takes one optimizer step per entry of `learning_rates` (float32 [n]).
+
+    Step i uses rate `learning_rates[i]`; returns the mean training loss. The
+    rates are an argument, not baked-in Python, so every schedule and the
+    controller share one trace.
+    """
+    num_steps = tf.shape(learning_rates)[0]
+    total = tf.constant(0.0, tf.float32)
+    for i in tf.range(num_steps):
+      images, labels = next(self._train_iterator)
+      total += self._train_step(images, labels, learning_rates[i])
+      self.step.assign_add(1)
+    return total / tf.cast(num_steps, tf.float32)
+
+  def _eval_pass_impl(self, images, labels):
+    """Loss, accuracy and softmax outputs of the current weights on a split.
+
+    Args:
+      images: float32 [N, H, W, C], the whole split held in memory.
+      labels: int32 [N].
+
+    Returns:
+      Mean loss (nats), accuracy, and probabilities float32 [N, classes].
+    """
+    n = tf.shape(labels)[0]
+    batch = self._eval_batch_size
+    num_batches = (n + batch - 1) // batch
+    loss_sum = tf.constant(0.0, tf.float32)
+    correct = tf.constant(0.0, tf.float32)
+    probs = tf.TensorArray(tf.float32, size=num_batches, infer_shape=False)
+    for i in tf.range(num_batches):
+      x = images[i * batch : (i + 1) * batch]
+      y = labels[i * batch : (i + 1) * batch]
+      logits = tf.cast(self.model(x, training=False), tf.float32)
+      loss_sum += tf.reduce_sum(self._loss_fn(y, logits))
+      predicted = tf.argmax(logits, axis=-1, output_type=y.dtype)
+      correct += tf.reduce_sum(tf.cast(tf.equal(predicted, y), tf.float32))
+      probs = probs.write(i, tf.nn.softmax(logits))
+    count = tf.cast(n, tf.float32)
+    return loss_sum / count, correct / count, probs.concat()
+
+  # ---- Public API. ----
+
+  @property
+  def learning_rate(self) -> float:
+    """The learning rate the optimizer's next step uses."""
+    return float(self.optimizer.learning_rate.numpy())
+
+  def set_learning_rate(self, learning_rate: float) -> None:
+    """Sets the learning rate of the following steps (assigns a variable: no retrace)."""
+    self.optimizer.learning_rate.assign(learning_rate)
+
+  @property
+  def global_step(self) -> int:
+    """Training steps taken since the last reset."""
+    return int(self.step.numpy())
+
+  def train(self, num_steps: int) -> float:
+    """Takes `num_steps` optimizer steps in one compiled call.
+
+    Returns:
+      The mean training loss over these steps (nats, before the step's update).
+      A non-finite or too large value marks the run diverged.
+    """
+    if self.diverged:
+      raise RuntimeError("the trainee diverged; reset it before training further")
+    if num_steps <= 0:
+      raise ValueError(f"num_steps must be positive, got {num_steps}")
+    loss = float(self._train_loop(self._step_rates(num_steps)))
+    if not math.isfinite(loss) or loss > self.divergence_loss:
+      self.diverged = True
+    return loss
+
+  def _step_rates(self, num_steps: int) -> tf.Tensor:
+    """Learning rates of the next `num_steps` steps, float32 [num_steps]."""
+    if self.schedule is None:
+      return tf.fill([num_steps], tf.cast(self.optimizer.learning_rate, tf.float32))
+    start = self.global_step
+    steps = tf.range(start, start + num_steps, dtype=tf.int64)
+    try:  # Our schedules (and most Keras ones) take a vector of steps.
+      rates = tf.cast(self.schedule(steps), tf.float32)
+      if rates.shape == (num_steps,):
+        return rates
+    except (TypeError, ValueError, tf.errors.InvalidArgumentError):
+      pass
+    return tf.stack([tf.cast(self.schedule(step), tf.float32) for step in steps])
+
+  def evaluate(
+    self, split: str = "validation", keep_probabilities: bool = False
+  ) -> EvalResult:
+    """Evaluates the current weights on "validation" or "test".
+
+    Args:
+      split: which split.
+      keep_probabilities: also return the softmax outputs, float32 [N, classes].
+
+    Returns:
+      An EvalResult; loss is NaN if the weights are no longer finite.
+    """
+    if split not in self._splits:
+      raise ValueError(f"unknown split '{split}'")
+    loss, accuracy, probs = self._eval_pass(*self._splits[split])
+    return EvalResult(
+      loss=float(loss),
+      accuracy=float(accuracy),
+      probabilities=probs.numpy() if keep_probabilities else None,
+    )
+
+  def validate(self, keep_probabilities: bool = False) -> EvalResult:
+    """Evaluates on the validation split and remembers the best weights so far."""
+    result = self.evaluate("validation", keep_probabilities)
+    if (
+      not self.diverged
+      and math.isfinite(result.loss)
+      and result.loss < self.best_val_loss
+    ):
+      self.best_val_loss = result.loss
+      self.best_step = self.global_step
+      self._best_weights = self.model.get_weights()
+    return result
+
+  def restore_best(self) -> bool:
+    """Loads the best-validation weights; False if there were none."""
+    if self._best_weights is None:
+      return False
+    self.model.set_weights(self._best_weights)
+    return True
+
+  def reset(
+    self,
+    seed: int,
+    learning_rate: float,
+    schedule: Callable[[tf.Tensor], tf.Tensor] | None = None,
+  ) -> None:
+    """Starts a fresh run on the same compiled graph (new initial weights from `seed`).
+
+    A fresh copy of the architecture is built under `seed` and its initial
+    weights are copied in; the optimizer's slots and step counters are zeroed.
+
+    Args:
+      seed: seeds the new initial weights.
+      learning_rate: the rate of the first step (when there is no schedule).
+      schedule: the new run's per-step schedule, or None.
+    """
+    self.schedule = schedule
+    tf.keras.utils.set_random_seed(seed)
+    fresh = tf.keras.Model.from_config(self.model.get_config())
+    self.model.set_weights(fresh.get_weights())
+    for variable in self.optimizer.variables:
+      variable.assign(tf.zeros_like(variable))
+    self.set_learning_rate(check_learning_rate(learning_rate))
+    self.step.assign(0)
+    self.diverged = False
+    self._best_weights = None
+    self.best_val_loss = math.inf
+    self.best_step = None
+
+
+@gin.configurable
+def build_trainee(
+  seed: int = 0,
+  data: data_lib.Data | None = None,
+  model_name: str = "lenet",
+  initial_learning_rate: float = 0.01,
+  schedule: Callable[[tf.Tensor], tf.Tensor] | None = None,
+  divergence_loss: float = DEFAULT_DIVERGENCE_LOSS,
+  jit_compile: bool = False,
+) -> Trainee:
+  """Builds a trainee from gin-configured data, model and optimizer.
+
+  Args:
+    seed: seeds the initial weights (and Python/NumPy/TF global generators).
+    data: the data; None loads it with `data.load_data()` as configured by gin.
+    model_name: a builder of `official_models.build_model`.
+    initial_learning_rate: the optimizer's starting learning rate.
+    schedule: optional per-step schedule; overrides the rate at every step.
+    divergence_loss: see `Trainee`.
+    jit_compile: XLA-compile the training loop.
+
+  Returns:
+    A Trainee at step 0.
+  """
+  if data is None:
+    data = data_lib.load_data()
+  tf.keras.utils.set_random_seed(seed)
+  model = official_models.build_model(
+    model_name, input_shape=data.input_shape, num_classes=data.num_classes
+  )
+  optimizer = make_optimizer(learning_rate=check_learning_rate(initial_learning_rate))
+  return Trainee(
+    model,
+    optimizer,
+    data,
+    schedule=schedule,
+    divergence_loss=divergence_loss,
+    jit_compile=jit_compile,
+  )
+
+
+@gin.configurable
+def run_training(
+  trainee: Trainee,
+  num_steps: int = 1000,
+  eval_interval: int = 10,
+  evaluate_test: bool = True,
+  progress: Callable[[dict], None] | None = None,
+) -> dict:
+  """The paper's protocol for one run with the trainee's fixed schedule.
+
+  Trains `num_steps` steps in chunks of `eval_interval`, validating after each
+  chunk, keeps the best-validation weights and tests those once at the end.
+
+  Args:
+    trainee: a trainee (usually with a `schedule`).
+    num_steps: training steps (paper: 1000).
+    eval_interval: steps between validations (paper: 10).
+    evaluate_test: test the best checkpoint at the end (a search skips it).
+    progress: optional callback receiving each history row.
+
+  Returns:
+    A JSON-ready dict: `test_loss`, `test_accuracy` (None if no finite
+    checkpoint existed), `best_step`, `best_val_loss`, `diverged`,
+    `steps_done`, `seconds`, and `history`, a list of rows with `step`, `lr`
+    (the rate used by the chunk's last step), `train_loss`, `val_loss`,
+    `val_accuracy`.
+  """
+  if num_steps <= 0:
+    raise UserError(f"num_steps must be positive, got {num_steps}")
+  if eval_interval <= 0:
+    raise UserError(f"eval_interval must be positive, got {eval_interval}")
+  start = time.perf_counter()
+  history = []
+  while trainee.global_step < num_steps and not trainee.diverged:
+    chunk = min(eval_interval, num_steps - trainee.global_step)
+    train_loss = trainee.train(chunk)
+    row = {
+      "step": trainee.global_step,
+      "lr": trainee.learning_rate,
+      "train_loss": train_loss,
+    }
+    if trainee.diverged:
+      row.update(val_loss=None, val_accuracy=None)
+    else:
+      result = trainee.validate()
+      row.update(val_loss=result.loss, val_accuracy=result.accuracy)
+    history.append(_finite_or_none(row))
+    if progress is not None:
+      progress(row)
+  test_loss = test_accuracy = None
+  if evaluate_test and trainee.restore_best():
+    test = trainee.evaluate("test")
+    test_loss, test_accuracy = test.loss, test.accuracy
+  return _finite_or_none(
+    {
+      "test_loss": test_loss,
+      "test_accuracy": test_accuracy,
+      "best_step": trainee.best_step,
+      "best_val_loss": trainee.best_val_loss,
+      "diverged": trainee.diverged,
+      "steps_done": trainee.global_step,
+      "seconds": time.perf_counter() - start,
+      "history": history,
+    }
+  )
+
+
+def _materialize(dataset: tf.data.Dataset) -> tuple[tf.Tensor, tf.Tensor]:
+  """Concatenates a finite dataset of (images, labels) batches into two tensors."""
+  images, labels = [], []
+  for x, y in dataset:
+    images.append(tf.cast(x, tf.float32))
+    labels.append(tf.cast(y, tf.int32))
+  return tf.concat(images, 0), tf.concat(labels, 0)
+
+
+def _finite_or_none(row: dict) -> dict:
+  """Replaces NaN/inf floats by None so the dict is valid JSON."""
+  return {
+    k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+    for k, v in row.items()
+  }

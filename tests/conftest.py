@@ -1,0 +1,22 @@
+"""Test-wide set-up: quiet TensorFlow logs, clean gin state around every test."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import gin  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _clear_gin():
+  gin.clear_config()
+  yield
+  gin.clear_config()
+
+
+def pytest_configure(config):
+  # `tf.test.TestCase.create_tempdir` reads absl flags; pytest does not parse them.
+  from absl import flags
+
+  flags.FLAGS.mark_as_parsed()
