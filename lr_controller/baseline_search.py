@@ -15,6 +15,8 @@ the training step once. Finished runs are saved after each one in
 from __future__ import annotations
 
 import itertools
+import math
+import numbers
 import os
 import statistics
 import time
@@ -45,6 +47,22 @@ def step_decay(setting: dict, total_steps: int):
     discount_step=setting["discount_step"],
     factor=setting["factor"],
   )
+
+
+def _is_number(value) -> bool:
+  """A finite real number (not a bool, not a string)."""
+  return (
+    isinstance(value, numbers.Real)
+    and not isinstance(value, bool)
+    and math.isfinite(value)
+  )
+
+
+def _nonempty_list(name: str, values) -> list:
+  """`values` as a list; UserError unless it is a non-empty sequence (not a str)."""
+  if not isinstance(values, Sequence) or isinstance(values, str) or not values:
+    raise UserError(f"{name} must be a non-empty list, got {values!r}")
+  return list(values)
 
 
 def choose_best(runs: Sequence[dict]) -> dict:
@@ -86,18 +104,20 @@ def search_step_decay(
     The search record: `grid`, `runs` (each with its setting, `best_val_loss`,
     `best_step`, `diverged`, `seconds`), `best`, and `repeats` if asked for.
   """
-  for lr in initial_learning_rates:
+  for lr in _nonempty_list("initial_learning_rates", initial_learning_rates):
     trainee_lib.check_learning_rate(lr)
-  for ds in discount_steps:
-    if int(ds) != ds or ds <= 0:
+  for ds in _nonempty_list("discount_steps", discount_steps):
+    if not _is_number(ds) or int(ds) != ds or ds <= 0:
       raise UserError(
-        f"discount step must be a positive whole number of steps, got {ds}"
+        f"discount step must be a positive whole number of steps, got {ds!r}"
       )
-  for f in factors:
-    if not f > 0:
-      raise UserError(f"decay factor must be positive, got {f}")
-  if num_steps <= 0:
-    raise UserError(f"num_steps must be positive, got {num_steps}")
+  for f in _nonempty_list("factors", factors):
+    if not _is_number(f) or not f > 0:
+      raise UserError(f"decay factor must be positive, got {f!r}")
+  if not _is_number(num_steps) or int(num_steps) != num_steps or num_steps <= 0:
+    raise UserError(f"num_steps must be a positive integer, got {num_steps!r}")
+  if not _is_number(num_repeats) or int(num_repeats) != num_repeats:
+    raise UserError(f"num_repeats must be an integer, got {num_repeats!r}")
   grid = {
     "initial_learning_rates": [float(x) for x in initial_learning_rates],
     "discount_steps": [int(x) for x in discount_steps],

@@ -266,7 +266,7 @@ def load_data(
       prepared in `data_dir`, `*_examples` larger than the split, or
       `batch_size` larger than the number of train examples.
   """
-  if name not in SPLITS:
+  if not isinstance(name, str) or name not in SPLITS:
     raise UserError(
       f"unknown data set {name!r}; known data sets: {', '.join(sorted(SPLITS))}"
     )

@@ -81,6 +81,12 @@ def parse_gin(
   """
   register_configurables()
   gin.clear_config()
+  # Lets shipped configs `include 'digits_lenet.gin'` from any working
+  # directory. Searched first, so gin does not log a failed look-up in the
+  # working directory; our own file arguments are resolved to paths above.
+  prefixes = gin.config._LOCATION_PREFIXES  # pylint: disable=protected-access
+  if GIN_CONFIGS_DIR not in prefixes:
+    prefixes.insert(0, GIN_CONFIGS_DIR)
   files = [resolve_gin_file(f) for f in (gin_files or [])]
   for path in files:
     try:

@@ -53,6 +53,16 @@ def read_jsonl(path: str) -> list[Any]:
   return rows
 
 
+def rewrite_jsonl(path: str, rows: list[Any]) -> None:
+  """Replaces `path` by exactly `rows`, one JSON line each (atomic rename)."""
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.writelines(json.dumps(r) + "\n" for r in rows)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
+
+
 def read_json(path: str) -> Any:
   with open(path) as f:
     return json.load(f)

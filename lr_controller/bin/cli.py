@@ -1,14 +1,16 @@
 """What every binary shares: the run-control flags and the error edge.
 
-Each binary defines `main(argv)` and calls `cli.run(main)`. A `UserError`
-raised anywhere below (bad flag value, gin file, data set, learning rate...)
-is printed as one line `error: ...` on stderr with exit status 2: no traceback.
+Each binary defines `main(argv)` and calls `cli.run(main)`. A bad flag (an
+unknown name, a value out of bounds) or a `UserError` raised anywhere below
+(gin file, data set, learning rate...) is printed as one line `error: ...` on
+stderr with exit status 2: no traceback.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Callable
 
 from absl import app, flags, logging
@@ -83,7 +85,21 @@ def _guarded(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
   return wrapper
 
 
+def _parse_flags(argv: list[str]) -> list[str]:
+  """Parses the flags; a bad flag is one `error:` line and exit status 2.
+
+  absl's own parser prints two lines and exits with status 1.
+  """
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    print(f"error: {' '.join(str(e).split())} (see --help)", file=sys.stderr)
+    sys.exit(EXIT_USER_ERROR)
+
+
 def run(main: Callable[[list[str]], None]) -> None:
   """Runs `main` under absl with the one-line error edge."""
-  logging.set_verbosity(logging.WARNING)
-  app.run(_guarded(main))
+  logging.set_verbosity(logging.ERROR)  # Progress goes through `say`.
+  # AutoGraph's generated code for tf-agents trips Python 3.11's literal checks.
+  warnings.filterwarnings("ignore", category=SyntaxWarning)
+  app.run(_guarded(main), flags_parser=_parse_flags)

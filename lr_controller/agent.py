@@ -1,0 +1,212 @@
+"""The PPO agent that learns the controller (Xu et al. 2019, Sec. 3.2).
+
+tf-agents' `PPOClipAgent` with the paper's networks: an actor with one hidden
+layer of 32 units (or an LSTM of 32 units) and a critic with one hidden layer of
+32 units, trained with Adam at 1e-3 for the actor and 5e-3 for the critic.
+Observations are normalised by tf-agents' running normalizer, since the
+features live on very different scales.
+
+Two learning rates under one optimizer: PPO computes one gradient list for
+actor and critic together and calls `optimizer.apply_gradients` once. Scaling
+the value loss would not give the critic its own rate under Adam (Adam is
+nearly invariant to the gradient's scale), so `ActorCriticOptimizer` routes
+each gradient to one of two Adam optimizers by whether its variable belongs to
+the actor network. Both optimizers' slots are tracked, so they checkpoint with
+the agent; PPO's global-norm gradient clipping still covers both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import gin
+import numpy as np
+import tensorflow as tf
+from tf_agents.agents.ppo import ppo_clip_agent
+from tf_agents.networks import (
+  actor_distribution_network,
+  actor_distribution_rnn_network,
+  normal_projection_network,
+  value_network,
+  value_rnn_network,
+)
+from tf_agents.utils import common
+
+from lr_controller.errors import UserError
+
+ACTOR_NETWORKS = ("mlp", "lstm")
+
+
+class ActorCriticOptimizer(tf.Module):
+  """An optimizer-like object giving actor and critic variables their own Adam.
+
+  Args:
+    actor_variables: the actor network's trainable variables; every other
+      gradient goes to the critic's optimizer.
+    actor_learning_rate: Adam learning rate of the actor (paper: 1e-3).
+    critic_learning_rate: Adam learning rate of the critic (paper: 5e-3).
+  """
+
+  def __init__(
+    self,
+    actor_variables: Sequence[tf.Variable],
+    actor_learning_rate: float = 1e-3,
+    critic_learning_rate: float = 5e-3,
+  ):
+    super().__init__(name="actor_critic_optimizer")
+    self.actor_optimizer = tf.keras.optimizers.Adam(
+      actor_learning_rate, name="actor_adam"
+    )
+    self.critic_optimizer = tf.keras.optimizers.Adam(
+      critic_learning_rate, name="critic_adam"
+    )
+    self._actor_refs = {v.ref() for v in actor_variables}
+
+  @property
+  def learning_rate(self):
+    """The actor's learning rate (what PPO's summaries report)."""
+    return self.actor_optimizer.learning_rate
+
+  def apply_gradients(self, grads_and_vars):
+    """Applies each (gradient, variable) pair with its network's optimizer."""
+    actor, critic = [], []
+    for grad, var in grads_and_vars:
+      (actor if var.ref() in self._actor_refs else critic).append((grad, var))
+    if actor:
+      self.actor_optimizer.apply_gradients(actor)
+    if critic:
+      self.critic_optimizer.apply_gradients(critic)
+
+
+@gin.configurable
+def create_agent(
+  time_step_spec,
+  action_spec,
+  actor_network: str = "mlp",
+  hidden_units: int = 32,
+  actor_learning_rate: float = 1e-3,
+  critic_learning_rate: float = 5e-3,
+  initial_action_stddev: float = 0.2,
+  num_epochs: int = 10,
+  importance_ratio_clipping: float = 0.2,
+  entropy_regularization: float = 0.0,
+  discount_factor: float = 0.99,
+  lambda_value: float = 0.95,
+  gradient_clipping: float = 0.5,
+  normalize_rewards: bool = True,
+  train_step_counter: tf.Variable | None = None,
+) -> ppo_clip_agent.PPOClipAgent:
+  """Builds the paper's PPO controller agent.
+
+  Args:
+    time_step_spec: the environment's (TF) time-step spec.
+    action_spec: the environment's (TF) action spec, a bounded scalar.
+    actor_network: "mlp" (one hidden layer) or "lstm" (an LSTM actor and an LSTM
+      value network, as tf-agents' PPO needs both recurrent).
+    hidden_units: units of the hidden layer / LSTM (paper: 32).
+    actor_learning_rate: Adam rate of the actor (paper: 1e-3).
+    critic_learning_rate: Adam rate of the critic (paper: 5e-3).
+    initial_action_stddev: initial standard deviation of the Gaussian policy
+      (in units of log factor).
+    num_epochs: PPO epochs over each batch of collected episodes.
+    importance_ratio_clipping: PPO's clip epsilon.
+    entropy_regularization: entropy bonus coefficient.
+    discount_factor: gamma over decisions.
+    lambda_value: GAE lambda.
+    gradient_clipping: global-norm clip of the joint gradient (0 disables).
+    normalize_rewards: normalise rewards with a running normalizer.
+    train_step_counter: int64 variable counting gradient steps.
+
+  Returns:
+    An initialized `PPOClipAgent`.
+  """
+  if actor_network not in ACTOR_NETWORKS:
+    raise UserError(
+      f"unknown actor_network '{actor_network}' (known: {', '.join(ACTOR_NETWORKS)})"
+    )
+  if hidden_units <= 0:
+    raise UserError(f"hidden_units must be positive, got {hidden_units}")
+  for name, value in (("actor", actor_learning_rate), ("critic", critic_learning_rate)):
+    if not value > 0:
+      raise UserError(f"{name}_learning_rate must be positive, got {value}")
+  observation_spec = time_step_spec.observation
+  # softplus(bias) is the initial stddev; the mean is tanh-squashed into the
+  # action bounds (tf-agents' default mean transform).
+  std_bias = float(np.log(np.expm1(initial_action_stddev)))
+
+  def projection(spec):
+    return normal_projection_network.NormalProjectionNetwork(
+      spec,
+      init_means_output_factor=0.1,
+      std_bias_initializer_value=std_bias,
+      state_dependent_std=False,
+    )
+
+  if actor_network == "mlp":
+    actor_net = actor_distribution_network.ActorDistributionNetwork(
+      observation_spec,
+      action_spec,
+      fc_layer_params=(hidden_units,),
+      activation_fn=tf.keras.activations.tanh,
+      continuous_projection_net=projection,
+    )
+    value_net = value_network.ValueNetwork(
+      observation_spec,
+      fc_layer_params=(hidden_units,),
+      activation_fn=tf.keras.activations.tanh,
+    )
+  else:
+    actor_net = actor_distribution_rnn_network.ActorDistributionRnnNetwork(
+      observation_spec,
+      action_spec,
+      input_fc_layer_params=None,
+      lstm_size=(hidden_units,),
+      output_fc_layer_params=None,
+      continuous_projection_net=projection,
+    )
+    value_net = value_rnn_network.ValueRnnNetwork(
+      observation_spec,
+      input_fc_layer_params=None,
+      lstm_size=(hidden_units,),
+      output_fc_layer_params=None,
+    )
+  actor_net.create_variables()
+  value_net.create_variables()
+  optimizer = ActorCriticOptimizer(
+    actor_net.trainable_variables, actor_learning_rate, critic_learning_rate
+  )
+  if train_step_counter is None:
+    train_step_counter = tf.Variable(
+      0, dtype=tf.int64, trainable=False, name="train_step"
+    )
+  agent = ppo_clip_agent.PPOClipAgent(
+    time_step_spec,
+    action_spec,
+    optimizer=optimizer,
+    actor_net=actor_net,
+    value_net=value_net,
+    importance_ratio_clipping=importance_ratio_clipping,
+    entropy_regularization=entropy_regularization,
+    discount_factor=discount_factor,
+    lambda_value=lambda_value,
+    num_epochs=num_epochs,
+    normalize_observations=True,
+    normalize_rewards=normalize_rewards,
+    use_gae=True,
+    gradient_clipping=gradient_clipping if gradient_clipping > 0 else None,
+    compute_value_and_advantage_in_train=True,
+    train_step_counter=train_step_counter,
+  )
+  agent.initialize()
+  agent.train = common.function(agent.train, autograph=False)
+  return agent
+
+
+def network_config(agent: ppo_clip_agent.PPOClipAgent) -> dict:
+  """A JSON-ready description of the agent's networks (for compatibility checks)."""
+  actor = agent.actor_net
+  return {
+    "actor": type(actor).__name__,
+    "value": type(agent._value_net).__name__,  # pylint: disable=protected-access
+    "actor_variables": [list(v.shape) for v in actor.variables],
+  }

@@ -1,0 +1,48 @@
+r"""Trains the PPO learning-rate controller (resumable).
+
+  python -m lr_controller.bin.train_controller --root_dir=/tmp/controller \
+      --gin_file=controller/digits.gin --num_episodes=150
+
+Re-running the same command resumes from the last checkpoint; --num_episodes
+is the total to reach. The greedy policy is exported (TensorFlow-only
+SavedModel) to ROOT/policies/greedy_policy after every episode.
+"""
+
+import os
+
+from absl import flags
+
+from lr_controller import constants, controller_training, gin_utils
+from lr_controller.bin import cli
+from lr_controller.errors import UserError
+
+flags.DEFINE_integer(
+  "num_episodes",
+  None,
+  "Total episodes to reach (overrides train_controller.num_episodes).",
+)
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  if FLAGS.num_episodes is not None and FLAGS.num_episodes <= 0:
+    raise UserError(f"--num_episodes must be positive, got {FLAGS.num_episodes}")
+  root_dir = cli.make_root_dir(FLAGS.root_dir)
+  files = cli.load_gin_from_flags()
+  gin_utils.write_config(root_dir, files, FLAGS.gin_bindings)
+  kwargs = {} if FLAGS.num_episodes is None else {"num_episodes": FLAGS.num_episodes}
+  result = controller_training.train_controller(
+    root_dir, seed=FLAGS.seed, say=cli.say, **kwargs
+  )
+  gin_utils.write_operative_config(root_dir)
+  cli.say(f"{result['episodes']} episodes; greedy policy: {result['policy_dir']}")
+  cli.say(f"episode log: {os.path.join(root_dir, constants.EPISODES_JSONL)}")
+
+
+def run():
+  cli.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,297 @@
+"""The learning-rate control environment (Xu et al. 2019, Sec. 3.1).
+
+One episode is one whole trainee training run (paper: 1,000 steps). Every
+`action_interval` trainee steps (paper: 10) the controller observes the
+features of `lr_controller.features`, is rewarded by `lr_controller.rewards`,
+and answers with an action `a`; the learning rate of the next chunk is
+
+    lr_t = clip(lr_{t-1} * exp(a), min_learning_rate, max_learning_rate),
+
+with `a` a log scaling factor bounded to [-log(max_factor), log(max_factor)]
+(paper-like default: factors in [0.5, 2]). The policy squashes its mean into
+these bounds; samples drawn around it may leave them (tf-agents' PPO does not
+clip), so the environment clips what it applies. A non-finite action is
+applied as 0 (keep the rate) and counted in `nonfinite_actions`.
+
+A diverging trainee (non-finite or too large loss) ends the episode with the
+reward's divergence penalty; NaN never reaches the agent: the terminal
+observation repeats the last finite one.
+
+Like DACBench's SGD environment, its description lives in one table, `INFO`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+
+import gin
+import numpy as np
+from tf_agents.environments import py_environment
+from tf_agents.specs import array_spec
+from tf_agents.trajectories import time_step as ts
+
+from lr_controller import features as features_lib
+from lr_controller import rewards as rewards_lib
+from lr_controller import trainee as trainee_lib
+from lr_controller.errors import UserError
+
+INFO = {
+  "identifier": "LearningRateControl",
+  "reward": "per decision, by name from lr_controller.rewards.REWARDS (paper: neg_val_loss)",
+  "state_description": "features by name from lr_controller.features.FEATURES (paper: PAPER_FEATURES)",
+  "action": "log scaling factor a in [-log(max_factor), log(max_factor)]; lr <- lr * exp(a)",
+  "episode": "one trainee run of num_steps steps; a decision every action_interval steps",
+  "crash": "non-finite or too large training loss ends the episode with a penalty",
+}
+
+# Largest absolute value an observation entry may take (a guard, not a scale).
+_OBSERVATION_LIMIT = 1e6
+
+
+class LearningRateControlEnv(py_environment.PyEnvironment):
+  """Controls a trainee's learning rate, one chunk of steps per decision.
+
+  Args:
+    trainee_fn: builds the trainee once, given a seed; later episodes reuse it
+      through `trainee.reset(seed, lr)` (no retracing). Anything with the
+      `trainee.Trainee` interface works (see `toy_problems`).
+    num_steps: trainee steps per episode (paper: 1000).
+    action_interval: trainee steps per decision (paper: 10).
+    initial_learning_rates: each episode starts at one of these, drawn with the
+      episode's seed (paper: one of 0.01, 0.001, 0.0001 per setting).
+    min_learning_rate: lower bound on the learning rate.
+    max_learning_rate: upper bound on the learning rate.
+    max_factor: largest factor one decision may scale the rate by (> 1).
+    feature_names: observation features, in order.
+    reward: a reward name from `rewards.REWARDS`.
+    divergence_penalty: the final reward of a diverged episode; None uses the
+      reward's default (see `rewards`).
+    seed: base seed; episode k uses seed `seed * 1_000_003 + k`.
+    evaluate_test: evaluate the best-validation checkpoint on the test split at
+      the end of each episode (reported in `last_episode`, never observed).
+  """
+
+  def __init__(
+    self,
+    trainee_fn: Callable[[int], object],
+    num_steps: int = 1000,
+    action_interval: int = 10,
+    initial_learning_rates: Sequence[float] = (0.01,),
+    min_learning_rate: float = 1e-6,
+    max_learning_rate: float = 1.0,
+    max_factor: float = 2.0,
+    feature_names: Sequence[str] = features_lib.PAPER_FEATURES,
+    reward: str = "neg_val_loss",
+    divergence_penalty: float | None = None,
+    seed: int = 0,
+    evaluate_test: bool = True,
+  ):
+    super().__init__(handle_auto_reset=True)
+    if num_steps <= 0 or action_interval <= 0:
+      raise UserError(
+        f"num_steps and action_interval must be positive, got {num_steps} and {action_interval}"
+      )
+    if num_steps % action_interval:
+      raise UserError(
+        f"num_steps ({num_steps}) must be a multiple of action_interval ({action_interval})"
+      )
+    if not max_factor > 1:
+      raise UserError(f"max_factor must be above 1, got {max_factor}")
+    self._min_lr = trainee_lib.check_learning_rate(min_learning_rate)
+    self._max_lr = trainee_lib.check_learning_rate(max_learning_rate)
+    if self._min_lr >= self._max_lr:
+      raise UserError(
+        f"min_learning_rate {min_learning_rate} must be below max_learning_rate {max_learning_rate}"
+      )
+    self._initial_lrs = [
+      trainee_lib.check_learning_rate(lr) for lr in initial_learning_rates
+    ]
+    if not self._initial_lrs:
+      raise UserError("initial_learning_rates must not be empty")
+    self.num_steps = int(num_steps)
+    self.action_interval = int(action_interval)
+    self.max_log_factor = float(math.log(max_factor))
+    self.feature_names = features_lib.check_feature_names(feature_names)
+    self.reward_name = reward
+    self._reward = rewards_lib.get_reward(reward)
+    self._divergence_penalty = divergence_penalty
+    self._seed = int(seed)
+    self._evaluate_test = evaluate_test
+    self.episode_index = 0  # Episodes started so far; restored when resuming.
+    self.nonfinite_actions = 0
+    self.last_episode: dict | None = None
+    self._trainee_fn = trainee_fn
+    self._trainee = None
+    self._episode_ended = True
+
+  # ---- Specs. ----
+
+  def observation_spec(self) -> array_spec.ArraySpec:
+    return array_spec.ArraySpec(
+      (len(self.feature_names),), np.float32, name="observation"
+    )
+
+  def action_spec(self) -> array_spec.BoundedArraySpec:
+    return array_spec.BoundedArraySpec(
+      (),
+      np.float32,
+      minimum=-self.max_log_factor,
+      maximum=self.max_log_factor,
+      name="log_factor",
+    )
+
+  @property
+  def decisions_per_episode(self) -> int:
+    return self.num_steps // self.action_interval
+
+  @property
+  def trainee(self):
+    """The trainee (built on the first reset)."""
+    return self._trainee
+
+  def episode_seed(self, episode: int) -> int:
+    """Seed of the trainee of episode `episode` (0-based)."""
+    return self._seed * 1_000_003 + episode
+
+  # ---- Episode logic. ----
+
+  def _reset(self) -> ts.TimeStep:
+    episode = self.episode_index
+    self.episode_index += 1
+    seed = self.episode_seed(episode)
+    rng = np.random.default_rng(seed)
+    lr = float(self._initial_lrs[rng.integers(len(self._initial_lrs))])
+    if self._trainee is None:
+      self._trainee = self._trainee_fn(seed)
+    self._trainee.reset(seed, lr)
+    start = self._trainee.validate(keep_probabilities=True)
+    self._initial_val_loss = start.loss
+    self._val_loss = start.loss
+    self._probabilities = start.probabilities
+    self._episode_start = time.perf_counter()
+    self._episode = {
+      "episode": episode,
+      "seed": seed,
+      "initial_learning_rate": lr,
+      "learning_rates": [],
+      "val_losses": [],
+      "train_losses": [],
+      "return": 0.0,
+    }
+    state = self._state(
+      train_loss=start.loss, probabilities=start.probabilities, learning_rate=lr
+    )
+    self._observation = self._observe(state)
+    self._episode_ended = False
+    return ts.restart(self._observation)
+
+  def _step(self, action) -> ts.TimeStep:
+    log_factor = float(np.asarray(action).reshape(()))
+    if not math.isfinite(log_factor):
+      self.nonfinite_actions += 1
+      log_factor = 0.0
+    log_factor = min(max(log_factor, -self.max_log_factor), self.max_log_factor)
+    trainee = self._trainee
+    lr = min(
+      max(trainee.learning_rate * math.exp(log_factor), self._min_lr), self._max_lr
+    )
+    trainee.set_learning_rate(lr)
+    train_loss = trainee.train(self.action_interval)
+    self._episode["learning_rates"].append(lr)
+    self._episode["train_losses"].append(
+      train_loss if math.isfinite(train_loss) else None
+    )
+    previous_val = self._val_loss
+    result = None if trainee.diverged else trainee.validate(keep_probabilities=True)
+    if trainee.diverged or not math.isfinite(result.loss):
+      remaining = self.decisions_per_episode - len(self._episode["learning_rates"]) + 1
+      if self._divergence_penalty is not None:
+        reward = float(self._divergence_penalty)
+      else:
+        reward = self._reward.penalty(self._initial_val_loss, previous_val, remaining)
+      self._episode["val_losses"].append(None)
+      return self._end(reward, diverged=True)
+    self._val_loss = result.loss
+    self._episode["val_losses"].append(result.loss)
+    reward = float(self._reward.fn(previous_val, result.loss))
+    state = self._state(train_loss, result.probabilities, lr)
+    self._probabilities = result.probabilities
+    self._observation = self._observe(state)
+    if trainee.global_step >= self.num_steps:
+      return self._end(reward, diverged=False)
+    self._episode["return"] += reward
+    return ts.transition(
+      self._observation, np.float32(reward), discount=np.float32(1.0)
+    )
+
+  def _end(self, reward: float, diverged: bool) -> ts.TimeStep:
+    """Closes the episode: test the best checkpoint, record the summary."""
+    self._episode["return"] += reward
+    trainee = self._trainee
+    test_loss = test_accuracy = None
+    if self._evaluate_test and trainee.restore_best():
+      test = trainee.evaluate("test")
+      test_loss, test_accuracy = test.loss, test.accuracy
+    finite_vals = [v for v in self._episode["val_losses"] if v is not None]
+    self._episode.update(
+      diverged=diverged,
+      steps=trainee.global_step,
+      final_val_loss=finite_vals[-1] if finite_vals else None,
+      best_val_loss=trainee.best_val_loss
+      if math.isfinite(trainee.best_val_loss)
+      else None,
+      test_loss=test_loss,
+      test_accuracy=test_accuracy,
+      seconds=time.perf_counter() - self._episode_start,
+    )
+    self.last_episode = self._episode
+    self._episode_ended = True
+    return ts.termination(self._observation, np.float32(reward))
+
+  def _state(
+    self, train_loss, probabilities, learning_rate
+  ) -> features_lib.TrainingState:
+    return features_lib.TrainingState(
+      train_loss=train_loss,
+      val_loss=self._val_loss,
+      probabilities=probabilities,
+      previous_probabilities=self._probabilities,
+      final_kernel=self._trainee.final_layer.kernel,
+      learning_rate=learning_rate,
+      budget_left=1.0 - self._trainee.global_step / self.num_steps,
+    )
+
+  def _observe(self, state: features_lib.TrainingState) -> np.ndarray:
+    obs = features_lib.observation(state, self.feature_names)
+    # A guard, not a scale: finite losses this large end the episode anyway.
+    return np.clip(np.nan_to_num(obs, nan=0.0), -_OBSERVATION_LIMIT, _OBSERVATION_LIMIT)
+
+  def get_state(self) -> dict:
+    return {
+      "episode_index": self.episode_index,
+      "nonfinite_actions": self.nonfinite_actions,
+    }
+
+  def set_state(self, state: dict) -> None:
+    self.episode_index = int(state["episode_index"])
+    self.nonfinite_actions = int(state.get("nonfinite_actions", 0))
+
+
+@gin.configurable
+def create_environment(
+  seed: int = 0,
+  trainee_fn: Callable[..., object] = trainee_lib.build_trainee,
+  **kwargs,
+) -> LearningRateControlEnv:
+  """Builds the environment as configured by gin (see `LearningRateControlEnv`).
+
+  Args:
+    seed: base seed of the episodes' trainees.
+    trainee_fn: called as `trainee_fn(seed=...)` once to build the trainee.
+    **kwargs: the environment's other arguments.
+  """
+  return LearningRateControlEnv(
+    trainee_fn=lambda s: trainee_fn(seed=s), seed=seed, **kwargs
+  )

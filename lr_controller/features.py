@@ -1,0 +1,147 @@
+"""What the controller observes (Xu et al. 2019, Sec. 3.1 "State").
+
+Every `action_interval` trainee steps the environment builds a `TrainingState`
+from work the run already did (the chunk's training losses and one validation
+pass, which also yields the softmax outputs), and turns it into an observation
+vector with the features named in `feature_names`. Each feature is a small
+pure function of the state, documented in `FEATURES`:
+
+| name                        | definition                                                   | units            |
+|-----------------------------|--------------------------------------------------------------|------------------|
+| train_loss                  | mean training cross-entropy over the last chunk's steps       | nats             |
+| val_loss                    | mean cross-entropy on the fixed validation subset             | nats             |
+| prediction_variance         | softmax outputs p[n, k] on the validation subset: variance    | probability^2    |
+|                             | over examples n of p[:, k], averaged over classes k           |                  |
+| prediction_change_variance  | the same variance of p[n, k] - p_prev[n, k], the change since | probability^2    |
+|                             | the previous decision (0 at the first observation)            |                  |
+| output_weight_mean          | mean of the final Dense layer's kernel                        | weight units     |
+| output_weight_variance      | variance of the final Dense layer's kernel                    | weight units^2   |
+| log_learning_rate           | natural log of the learning rate used by the last chunk       | log(lr)          |
+| budget_left                 | fraction of the episode's trainee steps still to run (extra)  | fraction in [0,1]|
+
+The paper's seven are `PAPER_FEATURES`; `budget_left` is an optional extra
+(budget-aware controllers, as in DACBench and later schedule work).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import gin
+import numpy as np
+import tensorflow as tf
+
+from lr_controller.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingState:
+  """What a decision point knows about the run.
+
+  Attributes:
+    train_loss: mean training loss of the last chunk (nats).
+    val_loss: validation loss (nats).
+    probabilities: softmax outputs on the validation subset, [N, K].
+    previous_probabilities: the same at the previous decision, [N, K].
+    final_kernel: kernel of the final Dense layer, [units_in, K].
+    learning_rate: learning rate of the last chunk (> 0).
+    budget_left: fraction of the episode's steps still to run.
+  """
+
+  train_loss: float
+  val_loss: float
+  probabilities: tf.Tensor | np.ndarray
+  previous_probabilities: tf.Tensor | np.ndarray
+  final_kernel: tf.Tensor | np.ndarray
+  learning_rate: float
+  budget_left: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Feature:
+  """One observation feature: a pure function of the state, with its meaning."""
+
+  fn: Callable[[TrainingState], tf.Tensor]
+  description: str
+  units: str
+
+
+def _class_averaged_variance(p) -> tf.Tensor:
+  """Variance over examples (axis 0) of [N, K] values, averaged over K."""
+  p = tf.convert_to_tensor(p, tf.float32)
+  return tf.reduce_mean(tf.math.reduce_variance(p, axis=0))
+
+
+FEATURES: dict[str, Feature] = {
+  "train_loss": Feature(
+    lambda s: tf.constant(s.train_loss, tf.float32),
+    "mean training cross-entropy over the last chunk's steps",
+    "nats",
+  ),
+  "val_loss": Feature(
+    lambda s: tf.constant(s.val_loss, tf.float32),
+    "mean cross-entropy on the fixed validation subset",
+    "nats",
+  ),
+  "prediction_variance": Feature(
+    lambda s: _class_averaged_variance(s.probabilities),
+    "variance over validation examples of the softmax outputs, averaged over classes",
+    "probability^2",
+  ),
+  "prediction_change_variance": Feature(
+    lambda s: _class_averaged_variance(
+      tf.convert_to_tensor(s.probabilities, tf.float32)
+      - tf.convert_to_tensor(s.previous_probabilities, tf.float32)
+    ),
+    "the same variance of the change in softmax outputs since the previous decision",
+    "probability^2",
+  ),
+  "output_weight_mean": Feature(
+    lambda s: tf.reduce_mean(tf.convert_to_tensor(s.final_kernel, tf.float32)),
+    "mean of the final Dense layer's kernel",
+    "weight units",
+  ),
+  "output_weight_variance": Feature(
+    lambda s: tf.math.reduce_variance(tf.convert_to_tensor(s.final_kernel, tf.float32)),
+    "variance of the final Dense layer's kernel",
+    "weight units^2",
+  ),
+  "log_learning_rate": Feature(
+    lambda s: tf.math.log(tf.constant(s.learning_rate, tf.float32)),
+    "natural log of the learning rate of the last chunk",
+    "log(lr)",
+  ),
+  "budget_left": Feature(
+    lambda s: tf.constant(s.budget_left, tf.float32),
+    "fraction of the episode's trainee steps still to run",
+    "fraction",
+  ),
+}
+
+PAPER_FEATURES = (
+  "train_loss",
+  "val_loss",
+  "prediction_variance",
+  "prediction_change_variance",
+  "output_weight_mean",
+  "output_weight_variance",
+  "log_learning_rate",
+)
+gin.constant("PAPER_FEATURES", PAPER_FEATURES)  # `%PAPER_FEATURES` in gin files.
+
+
+def check_feature_names(names: Sequence[str]) -> tuple[str, ...]:
+  """Returns `names` as a tuple; raises UserError for unknown or repeated names."""
+  names = tuple(names)
+  unknown = [n for n in names if n not in FEATURES]
+  if unknown:
+    raise UserError(f"unknown feature(s) {unknown} (known: {', '.join(FEATURES)})")
+  if len(set(names)) != len(names) or not names:
+    raise UserError(f"features must be distinct and non-empty, got {list(names)}")
+  return names
+
+
+def observation(state: TrainingState, names: Sequence[str]) -> np.ndarray:
+  """The observation vector: float32 [len(names)], features in the given order."""
+  return tf.stack([FEATURES[n].fn(state) for n in names]).numpy().astype(np.float32)
