@@ -124,6 +124,7 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     self.last_episode: dict | None = None
     self._trainee_fn = trainee_fn
     self._trainee = None
+    self._pending_seed: int | None = None
     self._episode_ended = True
 
   # ---- Specs. ----
@@ -155,12 +156,17 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     """Seed of the trainee of episode `episode` (0-based)."""
     return self._seed * 1_000_003 + episode
 
+  def seed_next_episode(self, seed: int) -> None:
+    """Makes the next reset start a trainee from `seed` (evaluation runs)."""
+    self._pending_seed = int(seed)
+
   # ---- Episode logic. ----
 
   def _reset(self) -> ts.TimeStep:
     episode = self.episode_index
     self.episode_index += 1
-    seed = self.episode_seed(episode)
+    seed = self.episode_seed(episode) if self._pending_seed is None else self._pending_seed
+    self._pending_seed = None
     rng = np.random.default_rng(seed)
     lr = float(self._initial_lrs[rng.integers(len(self._initial_lrs))])
     if self._trainee is None:
