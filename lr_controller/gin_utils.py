@@ -47,6 +47,10 @@ CONFIGURABLE_MODULES = (
   "lr_controller.trainee",
   "lr_controller.fixed_schedule_runs",
   "lr_controller.baseline_search",
+  "lr_controller.toy_problems",
+  "lr_controller.env",
+  "lr_controller.agent",
+  "lr_controller.controller_training",
 )
 
 
