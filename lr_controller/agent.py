@@ -93,7 +93,7 @@ def create_agent(
   discount_factor: float = 0.99,
   lambda_value: float = 0.95,
   gradient_clipping: float = 0.5,
-  normalize_rewards: bool = True,
+  normalize_rewards: bool = False,
   train_step_counter: tf.Variable | None = None,
 ) -> ppo_clip_agent.PPOClipAgent:
   """Builds the paper's PPO controller agent.
@@ -114,7 +114,11 @@ def create_agent(
     discount_factor: gamma over decisions.
     lambda_value: GAE lambda.
     gradient_clipping: global-norm clip of the joint gradient (0 disables).
-    normalize_rewards: normalise rewards with a running normalizer.
+    normalize_rewards: divide rewards by a running standard deviation. Off by
+      default: its scale drifts as the agent's episodes get worse or better,
+      the critic lags behind, and the advantages take the drift's sign; on the
+      noisy quadratic task this fed back into ever larger learning rates
+      (returns from -0.8 to -13 in 35 episodes), while without it PPO improved.
     train_step_counter: int64 variable counting gradient steps.
 
   Returns:

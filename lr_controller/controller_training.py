@@ -190,6 +190,8 @@ def train_controller(
   # environment (stepped through `tf.numpy_function` by TFPyEnvironment).
   driver.run = common.function(driver.run, autograph=False)
   writer = tf.summary.create_file_writer(train_dir)
+  time_step = tf_env.reset()
+  policy_state = agent.collect_policy.get_initial_state(tf_env.batch_size)
   durations = []
   last_row = kept[-1] if kept else None
   with writer.as_default():
@@ -199,7 +201,12 @@ def train_controller(
       for _ in range(min(episodes_per_update, num_episodes - episode)):
         tf.random.set_seed(seed * 1_000_003 + episode)  # Resumable sampling.
         start = time.perf_counter()
-        driver.run()
+        # The driver counts an episode when it steps past its LAST time step,
+        # which auto-resets the environment: that reset starts the next
+        # episode, so the time step is carried from run to run.
+        time_step, policy_state = driver.run(
+          time_step=time_step, policy_state=policy_state
+        )
         info = dict(py_env.last_episode)
         info["seconds"] = time.perf_counter() - start
         batch_rows.append(info)

@@ -1,0 +1,101 @@
+"""Tests of the PPO agent: its networks, the two Adam rates and a real train step."""
+
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+from tf_agents.drivers import dynamic_episode_driver
+from tf_agents.environments import tf_py_environment
+from tf_agents.replay_buffers import tf_uniform_replay_buffer
+
+from lr_controller import agent as agent_lib
+from lr_controller import toy_problems
+from lr_controller.env import LearningRateControlEnv
+from lr_controller.errors import UserError
+
+
+def _tf_env():
+  py_env = LearningRateControlEnv(
+    lambda seed: toy_problems.build_noisy_quadratic(seed=seed),
+    num_steps=50,
+    action_interval=10,
+    initial_learning_rates=(0.5,),
+    max_learning_rate=1.9,
+  )
+  return tf_py_environment.TFPyEnvironment(py_env)
+
+
+def _collect(agent, tf_env):
+  buffer = tf_uniform_replay_buffer.TFUniformReplayBuffer(
+    agent.collect_data_spec, batch_size=1, max_length=10
+  )
+  driver = dynamic_episode_driver.DynamicEpisodeDriver(
+    tf_env, agent.collect_policy, observers=[buffer.add_batch], num_episodes=1
+  )
+  driver.run()
+  return buffer.gather_all()
+
+
+class AgentTest(tf.test.TestCase, parameterized.TestCase):
+  def test_paper_networks(self):
+    tf_env = _tf_env()
+    agent = agent_lib.create_agent(tf_env.time_step_spec(), tf_env.action_spec())
+    actor_kernels = [
+      v for v in agent.actor_net.trainable_variables if "kernel" in v.name
+    ]
+    self.assertEqual(actor_kernels[0].shape, (7, 32))  # one hidden layer of 32
+    value_kernels = [
+      v for v in agent._value_net.trainable_variables if "kernel" in v.name
+    ]
+    self.assertEqual([k.shape for k in value_kernels], [(7, 32), (32, 1)])
+    self.assertEqual(agent.train_step_counter.dtype, tf.int64)
+    self.assertTrue(agent._observation_normalizer is not None)
+
+  def test_actor_and_critic_get_their_own_adam_rates(self):
+    actor = tf.Variable(np.zeros(3, np.float32))
+    critic = tf.Variable(np.zeros(3, np.float32))
+    optimizer = agent_lib.ActorCriticOptimizer([actor], 1e-3, 5e-3)
+    grads = tf.constant([1.0, -2.0, 0.5])
+    optimizer.apply_gradients([(grads, actor), (grads, critic)])
+    # Adam's first step moves every coordinate by (almost exactly) its rate.
+    self.assertAllClose(actor.numpy(), -1e-3 * np.sign(grads.numpy()), rtol=1e-4)
+    self.assertAllClose(critic.numpy(), -5e-3 * np.sign(grads.numpy()), rtol=1e-4)
+    self.assertAllClose(optimizer.learning_rate.numpy(), 1e-3)
+    checkpoint = tf.train.Checkpoint(optimizer=optimizer)
+    path = checkpoint.save(self.create_tempdir().full_path + "/ckpt")
+    self.assertNotEmpty(tf.train.list_variables(path))
+    slot_names = [name for name, _ in tf.train.list_variables(path)]
+    self.assertTrue(any("actor_optimizer" in n for n in slot_names))
+    self.assertTrue(any("critic_optimizer" in n for n in slot_names))
+
+  @parameterized.named_parameters(("mlp", "mlp"), ("lstm", "lstm"))
+  def test_train_step_changes_actor_weights_with_finite_losses(self, network):
+    tf.random.set_seed(0)
+    tf_env = _tf_env()
+    agent = agent_lib.create_agent(
+      tf_env.time_step_spec(), tf_env.action_spec(), actor_network=network, num_epochs=2
+    )
+    before = [v.numpy().copy() for v in agent.actor_net.trainable_variables]
+    experience = _collect(agent, tf_env)
+    loss = agent.train(experience)
+    self.assertTrue(np.isfinite(loss.loss.numpy()))
+    self.assertTrue(np.isfinite(loss.extra.policy_gradient_loss.numpy()))
+    self.assertTrue(np.isfinite(loss.extra.value_estimation_loss.numpy()))
+    after = agent.actor_net.trainable_variables
+    self.assertTrue(any(not np.allclose(b, a.numpy()) for b, a in zip(before, after)))
+    self.assertGreater(int(agent.train_step_counter.numpy()), 0)
+    if network == "lstm":
+      self.assertNotEmpty(tf.nest.flatten(agent.policy.policy_state_spec))
+
+  def test_bad_arguments(self):
+    tf_env = _tf_env()
+    for kwargs in (
+      dict(actor_network="gru"),
+      dict(hidden_units=0),
+      dict(critic_learning_rate=0),
+    ):
+      with self.assertRaises(UserError):
+        agent_lib.create_agent(tf_env.time_step_spec(), tf_env.action_spec(), **kwargs)
+
+
+if __name__ == "__main__":
+  tf.test.main()

@@ -1,0 +1,162 @@
+"""End-to-end tests of controller training: resume after a kill, export, bad input.
+
+These run `train_controller` as a subprocess on the noisy quadratic task (a
+cheap trainee), so each run costs mostly TensorFlow start-up and tracing.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import tensorflow as tf
+
+from lr_controller import constants
+
+_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+_TOY = [
+  "--gin_file=controller/noisy_quadratic.gin",
+  "--gin_bindings=create_environment.num_steps=40",
+  "--gin_bindings=create_agent.num_epochs=2",
+]
+
+
+def _run(root_dir, *args, timeout=300):
+  command = [
+    sys.executable,
+    "-m",
+    "lr_controller.bin.train_controller",
+    f"--root_dir={root_dir}",
+  ]
+  return subprocess.run(
+    command + list(args), capture_output=True, text=True, timeout=timeout, env=_ENV
+  )
+
+
+def _episodes(root_dir):
+  path = os.path.join(root_dir, constants.EPISODES_JSONL)
+  with open(path) as f:
+    return [json.loads(line) for line in f]
+
+
+class ControllerTrainingTest(tf.test.TestCase):
+  def test_kill_mid_run_then_resume_never_repeats_or_loses_an_episode(self):
+    root = self.create_tempdir().full_path
+    command = [
+      sys.executable,
+      "-m",
+      "lr_controller.bin.train_controller",
+      f"--root_dir={root}",
+    ]
+    process = subprocess.Popen(
+      command + _TOY + ["--num_episodes=50"],
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.DEVNULL,
+      env=_ENV,
+    )
+    path = os.path.join(root, constants.EPISODES_JSONL)
+    deadline = time.time() + 240
+    try:
+      while time.time() < deadline:
+        if os.path.exists(path) and len(open(path).readlines()) >= 2:
+          break
+        time.sleep(0.2)
+      else:
+        self.fail("no two episodes within the deadline")
+    finally:
+      process.send_signal(signal.SIGKILL)
+      process.wait()
+    killed_at = len(_episodes(root))
+    self.assertGreaterEqual(killed_at, 2)
+    result = _run(root, *_TOY, "--num_episodes=4")
+    self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+    rows = _episodes(root)
+    self.assertEqual([r["episode"] for r in rows], [0, 1, 2, 3])
+    if killed_at < 4:
+      self.assertIn("resuming from episode", result.stdout)
+    self.assertIn("episode 4/4", result.stdout + f"(killed at {killed_at})")
+    for row in rows:
+      self.assertTrue(all(0 < lr <= 1.9 for lr in row["learning_rates"]))
+    self.assertTrue(
+      os.path.isdir(os.path.join(root, constants.TRAIN_DIR, constants.CHECKPOINTS_DIR))
+    )
+    self.assertTrue(os.path.exists(os.path.join(root, constants.OPERATIVE_GIN)))
+    summaries = [
+      f for f in os.listdir(os.path.join(root, constants.TRAIN_DIR)) if "tfevents" in f
+    ]
+    self.assertNotEmpty(summaries)
+
+    # The exported greedy policy loads in a fresh process without tf_agents.
+    policy_dir = os.path.join(root, constants.POLICIES_DIR, constants.GREEDY_POLICY_DIR)
+    script = textwrap.dedent(
+      f"""
+        import json, sys
+        import numpy as np
+        import tensorflow as tf
+        policy = tf.saved_model.load({policy_dir!r})
+        meta = json.loads(policy.get_metadata().numpy())
+        state = policy.get_initial_state(tf.constant(3))
+        obs = tf.constant(np.random.default_rng(0).normal(size=(3, 7)) * 100, tf.float32)
+        out = policy.action(obs, tf.constant([0, 1, 1]), state)
+        assert "tf_agents" not in sys.modules, "tf_agents was imported"
+        assert "tensorflow_probability" not in sys.modules, "tfp was imported"
+        print(json.dumps({{"meta": meta, "action": out["action"].numpy().tolist()}}))
+        """
+    )
+    loaded = subprocess.run(
+      [sys.executable, "-c", script],
+      capture_output=True,
+      text=True,
+      timeout=120,
+      env=_ENV,
+    )
+    self.assertEqual(loaded.returncode, 0, loaded.stderr[-2000:])
+    out = json.loads(loaded.stdout.strip().splitlines()[-1])
+    self.assertEqual(out["meta"]["episodes"], 4)
+    self.assertLen(out["meta"]["features"], 7)
+    bound = out["meta"]["max_log_factor"]
+    self.assertLen(out["action"], 3)
+    self.assertTrue(all(-bound <= a <= bound for a in out["action"]))
+
+    # An incompatible configuration in the same root_dir is refused, nothing lost.
+    before = open(os.path.join(root, constants.EPISODES_JSONL)).read()
+    other = _run(
+      root,
+      *_TOY,
+      "--gin_bindings=create_agent.actor_network='lstm'",
+      "--num_episodes=5",
+    )
+    self.assertNotEqual(other.returncode, 0)
+    self.assertIn("different configuration", other.stderr)
+    self.assertNotIn("Traceback", other.stderr)
+    self.assertEqual(open(os.path.join(root, constants.EPISODES_JSONL)).read(), before)
+
+  def test_bad_input_is_one_line_and_non_zero(self):
+    root = self.create_tempdir().full_path
+    garbage = os.path.join(root, "bad.gin")
+    with open(garbage, "w") as f:
+      f.write("this is = = not gin\n")
+    cases = [
+      (["--gin_file=missing.gin"], "gin file not found"),
+      ([f"--gin_file={garbage}"], "bad gin file"),
+      (_TOY + ["--gin_bindings=nonexistent.x=1"], "nonexistent"),
+      (_TOY + ["--num_episodes=0"], "num_episodes"),
+      (
+        _TOY + ["--gin_bindings=create_environment.feature_names=['val_loss', 'nope']"],
+        "nope",
+      ),
+    ]
+    for args, needle in cases:
+      result = _run(os.path.join(root, "out"), *args)
+      self.assertNotEqual(result.returncode, 0, args)
+      self.assertNotIn("Traceback", result.stderr, args)
+      lines = [line for line in result.stderr.splitlines() if line.strip()]
+      self.assertTrue(lines[-1].startswith("error:"), (args, lines[-3:]))
+      self.assertIn(needle, lines[-1], args)
+
+
+if __name__ == "__main__":
+  tf.test.main()

@@ -1,0 +1,240 @@
+"""Tests of the features, rewards and the learning-rate control environment."""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+from tf_agents.environments import utils as env_utils
+
+from lr_controller import env as env_lib
+from lr_controller import features, rewards, testing
+from lr_controller import trainee as trainee_lib
+from lr_controller.errors import UserError
+
+
+def _model(seed=0):
+  tf.keras.utils.set_random_seed(seed)
+  inputs = tf.keras.Input((8, 8, 1))
+  x = tf.keras.layers.Flatten()(inputs)
+  x = tf.keras.layers.Dense(12, activation="relu")(x)
+  return tf.keras.Model(inputs, tf.keras.layers.Dense(10, name="logits")(x))
+
+
+def _trainee_fn(data, momentum=0.0):
+  def build(seed):
+    optimizer = trainee_lib.make_optimizer("sgd", learning_rate=0.01, momentum=momentum)
+    return trainee_lib.Trainee(_model(seed), optimizer, data)
+
+  return build
+
+
+def _env(**kwargs):
+  data = kwargs.pop("data", None) or testing.tiny_data()
+  defaults = dict(
+    num_steps=40, action_interval=10, initial_learning_rates=(0.05,), seed=0
+  )
+  defaults.update(kwargs)
+  return env_lib.LearningRateControlEnv(_trainee_fn(data), **defaults)
+
+
+def _softmax(logits):
+  e = np.exp(logits - logits.max(axis=1, keepdims=True))
+  return e / e.sum(axis=1, keepdims=True)
+
+
+class FeaturesTest(tf.test.TestCase):
+  def test_features_equal_numpy(self):
+    rng = np.random.default_rng(0)
+    probs = _softmax(rng.normal(size=(20, 5)))
+    previous = _softmax(rng.normal(size=(20, 5)))
+    kernel = rng.normal(size=(7, 5))
+    state = features.TrainingState(
+      train_loss=1.25,
+      val_loss=1.5,
+      probabilities=probs,
+      previous_probabilities=previous,
+      final_kernel=kernel,
+      learning_rate=0.02,
+      budget_left=0.25,
+    )
+    obs = features.observation(state, list(features.FEATURES))
+    expected = [
+      1.25,
+      1.5,
+      np.mean(np.var(probs, axis=0)),
+      np.mean(np.var(probs - previous, axis=0)),
+      np.mean(kernel),
+      np.var(kernel),
+      np.log(0.02),
+      0.25,
+    ]
+    self.assertEqual(obs.dtype, np.float32)
+    self.assertAllClose(obs, expected, rtol=1e-5, atol=1e-7)
+
+  def test_paper_features_are_seven(self):
+    self.assertLen(features.PAPER_FEATURES, 7)
+    with self.assertRaises(UserError):
+      features.check_feature_names(["val_loss", "nope"])
+    with self.assertRaises(UserError):
+      features.check_feature_names(["val_loss", "val_loss"])
+
+  def test_rewards(self):
+    self.assertAllClose(rewards.REWARDS["neg_val_loss"].fn(2.0, 1.5), -1.5)
+    self.assertAllClose(
+      rewards.REWARDS["neg_log_val_loss"].fn(2.0, 1.5), -math.log(1.5)
+    )
+    self.assertAllClose(rewards.REWARDS["val_loss_improvement"].fn(2.0, 1.5), 0.5)
+    with self.assertRaises(UserError):
+      rewards.get_reward("accuracy")
+
+
+class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
+  def test_specs_and_validation(self):
+    env = _env()
+    self.assertEqual(env.observation_spec().shape, (7,))
+    self.assertEqual(env.observation_spec().dtype, np.float32)
+    spec = env.action_spec()
+    self.assertEqual(spec.shape, ())
+    self.assertAllClose([spec.minimum, spec.maximum], [-math.log(2), math.log(2)])
+    self.assertEqual(env.decisions_per_episode, 4)
+    env_utils.validate_py_environment(env, episodes=2)
+    budget = _env(feature_names=features.PAPER_FEATURES + ("budget_left",))
+    self.assertEqual(budget.observation_spec().shape, (8,))
+
+  def test_observation_equals_direct_numpy_computation(self):
+    data = testing.tiny_data()
+    env = _env(data=data)
+    first = env.reset()
+    trainee = env.trainee
+    images = np.concatenate([x for x, _ in data.validation.as_numpy_iterator()])
+    labels = np.concatenate([y for _, y in data.validation.as_numpy_iterator()])
+
+    def probs_and_loss():
+      logits = trainee.model(images, training=False).numpy().astype(np.float64)
+      p = _softmax(logits)
+      return p, float(np.mean(-np.log(p[np.arange(len(labels)), labels])))
+
+    p0, loss0 = probs_and_loss()
+    kernel0 = trainee.final_layer.kernel.numpy()
+    self.assertAllClose(
+      first.observation,
+      [
+        loss0,
+        loss0,
+        np.mean(np.var(p0, 0)),
+        0.0,
+        kernel0.mean(),
+        kernel0.var(),
+        np.log(0.05),
+      ],
+      rtol=1e-4,
+      atol=1e-6,
+    )
+    step = env.step(np.float32(0.0))
+    p1, loss1 = probs_and_loss()
+    kernel1 = trainee.final_layer.kernel.numpy()
+    obs = step.observation
+    self.assertAllClose(obs[1], loss1, rtol=1e-5)
+    self.assertAllClose(obs[2], np.mean(np.var(p1, 0)), rtol=1e-4)
+    self.assertAllClose(obs[3], np.mean(np.var(p1 - p0, 0)), rtol=1e-3, atol=1e-9)
+    self.assertAllClose(obs[4:6], [kernel1.mean(), kernel1.var()], rtol=1e-4, atol=1e-7)
+    self.assertAllClose(obs[6], np.log(0.05), rtol=1e-6)
+    self.assertAllClose(step.reward, -loss1, rtol=1e-5)
+    # The train loss is the chunk's mean and comes from the trainee.
+    self.assertAllClose(obs[0], env._episode["train_losses"][-1], rtol=1e-6)
+
+  def test_scaling_action_doubles_the_optimizer_rate(self):
+    env = _env()
+    env.reset()
+    optimizer = env.trainee.optimizer
+    self.assertAllClose(optimizer.learning_rate.numpy(), 0.05)
+    env.step(np.float32(math.log(2.0)))
+    self.assertAllClose(optimizer.learning_rate.numpy(), 0.1, rtol=1e-6)
+    env.step(np.float32(-math.log(2.0)))
+    self.assertAllClose(optimizer.learning_rate.numpy(), 0.05, rtol=1e-6)
+
+  @parameterized.named_parameters(
+    ("above", 5.0, 0.1),
+    ("below", -5.0, 0.025),
+    ("nan", float("nan"), 0.05),
+    ("inf", float("inf"), 0.05),
+  )
+  def test_actions_are_clipped_and_nan_keeps_the_rate(self, action, expected_lr):
+    env = _env()
+    env.reset()
+    env.step(np.float32(action))
+    self.assertAllClose(env.trainee.learning_rate, expected_lr, rtol=1e-6)
+    self.assertEqual(env.nonfinite_actions, 0 if math.isfinite(action) else 1)
+
+  def test_learning_rate_bounds(self):
+    env = _env(min_learning_rate=0.04, max_learning_rate=0.06)
+    env.reset()
+    env.step(np.float32(math.log(2.0)))
+    self.assertAllClose(env.trainee.learning_rate, 0.06)
+    env.step(np.float32(-math.log(2.0)))
+    env.step(np.float32(-math.log(2.0)))
+    self.assertAllClose(env.trainee.learning_rate, 0.04)
+
+  def test_divergence_ends_the_episode_with_the_penalty(self):
+    env = _env(initial_learning_rates=(1e5,), max_learning_rate=1e6)
+    first = env.reset()
+    initial_val = float(first.observation[1])
+    step = env.step(np.float32(0.0))
+    self.assertTrue(step.is_last())
+    self.assertAllClose(step.reward, -initial_val * 4, rtol=1e-5)  # 4 decisions left
+    self.assertTrue(np.all(np.isfinite(step.observation)))
+    self.assertAllEqual(step.observation, first.observation)
+    self.assertTrue(env.last_episode["diverged"])
+    explicit = _env(
+      initial_learning_rates=(1e5,), max_learning_rate=1e6, divergence_penalty=-123.0
+    )
+    explicit.reset()
+    self.assertAllClose(explicit.step(np.float32(0.0)).reward, -123.0)
+    # The next reset starts a healthy episode on the same trainee.
+    self.assertFalse(env.reset().is_last())
+    self.assertFalse(env.trainee.diverged)
+
+  def test_episode_seeds_advance_and_reset_reuses_the_graph(self):
+    env = _env()
+    env.reset()
+    weights0 = [w.copy() for w in env.trainee.model.get_weights()]
+    while not env.step(np.float32(0.0)).is_last():
+      pass
+    env.reset()
+    self.assertEqual(env.episode_index, 2)
+    self.assertNotAllClose(env.trainee.model.get_weights()[0], weights0[0])
+    self.assertEqual(env.trainee._train_loop.experimental_get_tracing_count(), 1)
+    env.seed_next_episode(0)
+    env.reset()
+    self.assertAllClose(env.trainee.model.get_weights()[0], weights0[0])
+
+  def test_last_episode_record(self):
+    env = _env()
+    env.reset()
+    total = 0.0
+    step = None
+    while step is None or not step.is_last():
+      step = env.step(np.float32(0.1))
+      total += float(step.reward)
+    record = env.last_episode
+    self.assertLen(record["learning_rates"], 4)
+    self.assertAllClose(record["return"], total, rtol=1e-5)
+    self.assertEqual(record["steps"], 40)
+    self.assertIsNotNone(record["test_loss"])
+    self.assertAllClose(record["learning_rates"][0], 0.05 * math.exp(0.1), rtol=1e-5)
+
+  def test_bad_arguments(self):
+    for kwargs in (
+      dict(num_steps=45),
+      dict(max_factor=1.0),
+      dict(min_learning_rate=1.0, max_learning_rate=0.5),
+      dict(initial_learning_rates=(0.0,)),
+      dict(reward="accuracy"),
+    ):
+      with self.assertRaises(UserError, msg=str(kwargs)):
+        _env(**kwargs)
+
+
+if __name__ == "__main__":
+  tf.test.main()
