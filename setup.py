@@ -34,6 +34,7 @@ setuptools.setup(
     "console_scripts": [
       "lrc-train-trainee=lr_controller.bin.train_trainee:run",
       "lrc-search-baseline=lr_controller.bin.search_baseline:run",
+      "lrc-evaluate=lr_controller.bin.evaluate:run",
     ],
   },
 )

@@ -12,3 +12,11 @@ POLICIES_DIR = "policies"
 GREEDY_POLICY_DIR = "greedy_policy"
 EVAL_DIR = "eval"
 EPISODES_JSONL = "episodes.jsonl"
+
+# evaluate's outputs (lr_controller.evaluation and lr_controller.report).
+BASELINE_SEARCH_DIR = "baseline_search"  # The step-decay search evaluate runs itself.
+RESULTS_JSON = "results.json"  # Every run of every method, and the statistics.
+RESULTS_CSV = "results.csv"  # One row per setting and method.
+REPORT_MD = "report.md"  # The tables (the paper's Tables 1 and 2).
+FIGURE1_PNG = "figure1_val_loss.png"  # Validation loss vs step (the paper's Fig. 1).
+FIGURE2_PNG = "figure2_lr_schedules.png"  # Learned schedules (the paper's Fig. 2).

@@ -165,7 +165,9 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
   def _reset(self) -> ts.TimeStep:
     episode = self.episode_index
     self.episode_index += 1
-    seed = self.episode_seed(episode) if self._pending_seed is None else self._pending_seed
+    seed = (
+      self.episode_seed(episode) if self._pending_seed is None else self._pending_seed
+    )
     self._pending_seed = None
     rng = np.random.default_rng(seed)
     lr = float(self._initial_lrs[rng.integers(len(self._initial_lrs))])

@@ -18,6 +18,7 @@ def write_json(path: str, obj: Any) -> None:
       f.write("\n")
       f.flush()
       os.fsync(f.fileno())
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are for everyone to read.
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):

@@ -2,10 +2,12 @@
 
 Each binary runs as a subprocess, as a user would start it, on the embedded
 digits data shrunk by smoke.gin (20 steps, a 2-point grid). The tfds data
-directory is a private temporary one (`lrc_digits` prepares itself there,
-offline), so nothing touches ~/tensorflow_datasets. Every subprocess pays the
-TensorFlow import (~5 s), so checks are grouped per invocation and the
-bad-input invocations run concurrently.
+directory is a private temporary one (`lrc_digits` is prepared there once,
+offline), so nothing touches ~/tensorflow_datasets.
+
+A subprocess costs ~5 s of TensorFlow import, mostly CPU. So `setUpClass`
+starts every invocation of the file at once, a few at a time, and the tests
+only check what each one printed and wrote.
 """
 
 from __future__ import annotations
@@ -25,20 +27,98 @@ import tempfile
 import tensorflow as tf
 
 from lr_controller import constants
+from lr_controller import data as data_lib
 
 SETTING = ("--gin_file=digits_lenet.gin", "--gin_file=smoke.gin")
 SMOKE_STEPS = 20  # smoke.gin's NUM_STEPS.
-EVAL_INTERVAL = 10  # digits_lenet.gin's run_training.eval_interval.
 # smoke.gin's grid.
 SMOKE_GRID = {
   "initial_learning_rates": [0.1, 0.01],
   "discount_steps": [10],
   "factors": [0.9],
 }
+# The step decay train_trainee is run with.
+LR0, DISCOUNT_STEP, FACTOR = 0.05, 10, 0.5
+TRAIN_BINDINGS = (
+  f"make_schedule.initial_learning_rate={LR0}",
+  f"make_schedule.discount_step={DISCOUNT_STEP}",
+  f"make_schedule.factor={FACTOR}",
+)
 EXIT_USER_ERROR = 2
 # A line of the grid's progress, e.g. "[ 1/2] lr0 0.1 every 10 ...".
 GRID_PROGRESS = re.compile(r"^\[\s*\d+/\d+\]", re.MULTILINE)
+# Results a failing run finds in its root_dir; it must leave them alone.
+EARLIER_RESULTS = (
+  constants.METRICS_JSON,
+  constants.SEARCH_JSON,
+  constants.REPEATS_JSON,
+)
 SENTINEL = '{"sentinel": "written before the failing run"}\n'
+
+TRAIN, SEARCH = "train_trainee", "search_baseline"
+# Bad inputs: name -> (binary, root_dir, extra arguments, words the error line
+# must contain). root_dir "new" is a fresh directory holding EARLIER_RESULTS;
+# "{file}" a regular file; None leaves --root_dir out. "{scratch}" in an
+# argument is the scratch directory.
+BAD_INPUTS = {
+  "unknown_data_set": (
+    TRAIN,
+    "new",
+    ["--gin_bindings=load_data.name='imagenet9'"],
+    ["unknown data set", "imagenet9"],
+  ),
+  "missing_gin_file": (
+    TRAIN,
+    "new",
+    ["--gin_file={scratch}/missing.gin"],
+    ["gin file not found", "missing.gin"],
+  ),
+  "unparsable_gin_file": (
+    TRAIN,
+    "new",
+    ["--gin_file={scratch}/garbage.gin"],
+    ["bad gin file", "garbage.gin"],
+  ),
+  "unknown_binding": (
+    TRAIN,
+    "new",
+    ["--gin_bindings=nonexistent.x=1"],
+    ["bad gin binding", "nonexistent"],
+  ),
+  "negative_learning_rate": (
+    TRAIN,
+    "new",
+    ["--gin_bindings=make_schedule.initial_learning_rate=-0.1"],
+    ["initial_learning_rate", "positive", "-0.1"],
+  ),
+  "zero_learning_rate_in_grid": (
+    SEARCH,
+    "new",
+    ["--gin_bindings=search_step_decay.initial_learning_rates=[0.0]"],
+    ["learning rate", "positive", "0.0"],
+  ),
+  "zero_discount_step": (
+    TRAIN,
+    "new",
+    ["--gin_bindings=make_schedule.discount_step=0"],
+    ["discount_step", "positive", "0"],
+  ),
+  "zero_discount_step_in_grid": (
+    SEARCH,
+    "new",
+    ["--gin_bindings=search_step_decay.discount_steps=[0]"],
+    ["discount step", "positive", "0"],
+  ),
+  "grid_values_not_a_list": (
+    SEARCH,
+    "new",
+    ["--gin_bindings=search_step_decay.discount_steps=10"],
+    ["discount_steps", "list", "10"],
+  ),
+  "bad_flag_value": (SEARCH, "new", ["--num_repeats=-1"], ["num_repeats", "-1"]),
+  "root_dir_is_a_file": (TRAIN, "{file}", [], ["root_dir", "not a directory"]),
+  "missing_root_dir": (TRAIN, None, [], ["--root_dir is required"]),
+}
 
 
 def _read_json(path: str):
@@ -51,56 +131,100 @@ def _read(path: str) -> str:
     return f.read()
 
 
+def _write(path: str, text: str) -> None:
+  with open(path, "w") as f:
+    f.write(text)
+
+
 class BinariesTest(tf.test.TestCase):
   """Runs the binaries as subprocesses and checks what they write and print."""
 
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls._scratch = tempfile.mkdtemp(prefix="lrc_test_binaries_")
-    cls._tfds_dir = os.path.join(cls._scratch, "tensorflow_datasets")
+    cls.scratch = tempfile.mkdtemp(prefix="lrc_test_binaries_")
+    cls.tfds_dir = os.path.join(cls.scratch, "tensorflow_datasets")
+    # Prepared once here: concurrent first uses would race to prepare it.
+    data_lib.load_data(data_dir=cls.tfds_dir)
+
+    cls.train_root = os.path.join(cls.scratch, "train", "nested")  # Not made yet.
+    cls.search_root = os.path.join(cls.scratch, "search")
+    cls.a_file = os.path.join(cls.scratch, "a_file")
+    _write(cls.a_file, SENTINEL)
+    _write(os.path.join(cls.scratch, "garbage.gin"), "this is not ((( gin\n")
+
+    def run_train():
+      return cls.run_binary(
+        TRAIN,
+        f"--root_dir={cls.train_root}",
+        *SETTING,
+        *(f"--gin_bindings={b}" for b in TRAIN_BINDINGS),
+      )
+
+    def search_twice():
+      args = (f"--root_dir={cls.search_root}", *SETTING)
+      first = cls.run_binary(SEARCH, *args, "--num_repeats=2")
+      # Snapshot what the first run wrote before the second one resumes.
+      written = {
+        name: _read(os.path.join(cls.search_root, name))
+        for name in os.listdir(cls.search_root)
+      }
+      return first, written, cls.run_binary(SEARCH, *args)
+
+    def bad_input(name):
+      binary, root, extra, _ = BAD_INPUTS[name]
+      args = [*SETTING, *(a.format(scratch=cls.scratch) for a in extra)]
+      if root == "new":
+        root = os.path.join(cls.scratch, name)
+        os.makedirs(root)
+        for result in EARLIER_RESULTS:
+          _write(os.path.join(root, result), SENTINEL)
+      elif root == "{file}":
+        root = cls.a_file
+      if root is not None:
+        args.insert(0, f"--root_dir={root}")
+      return cls.run_binary(binary, *args)
+
+    workers = max(2, min(4, os.cpu_count() or 2))
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+      # The longest chain first.
+      search = pool.submit(search_twice)
+      train = pool.submit(run_train)
+      bad = {name: pool.submit(bad_input, name) for name in BAD_INPUTS}
+      cls.search_result = search.result()
+      cls.train_result = train.result()
+      cls.bad_results = {name: future.result() for name, future in bad.items()}
 
   @classmethod
   def tearDownClass(cls):
-    shutil.rmtree(cls._scratch, ignore_errors=True)
+    shutil.rmtree(cls.scratch, ignore_errors=True)
     super().tearDownClass()
 
-  def _run(self, binary: str, *args: str) -> subprocess.CompletedProcess:
+  @classmethod
+  def run_binary(cls, binary: str, *args: str) -> subprocess.CompletedProcess:
     """Runs `python -m lr_controller.bin.<binary> args...`; returns the result."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TFDS_DATA_DIR=self._tfds_dir)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TFDS_DATA_DIR=cls.tfds_dir)
     return subprocess.run(
       [sys.executable, "-m", f"lr_controller.bin.{binary}", *args],
       env=env,
-      cwd=self._scratch,
+      cwd=cls.scratch,
       capture_output=True,
       text=True,
       timeout=600,
       check=False,
     )
 
-  def _assert_succeeded(self, proc: subprocess.CompletedProcess) -> None:
+  def assert_succeeded(self, proc: subprocess.CompletedProcess) -> None:
     self.assertEqual(
-      proc.returncode, 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+      proc.returncode, 0, f"{proc.args}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     )
     self.assertNotIn("Traceback", proc.stderr)
 
   def test_train_trainee_writes_metrics_and_configs(self):
-    lr0, discount_step, factor = 0.05, 10, 0.5
-    bindings = (
-      f"make_schedule.initial_learning_rate={lr0}",
-      f"make_schedule.discount_step={discount_step}",
-      f"make_schedule.factor={factor}",
-    )
-    # A nested root_dir that does not exist yet: the binary creates it.
-    root = os.path.join(self.create_tempdir().full_path, "nested", "run")
-    proc = self._run(
-      "train_trainee",
-      f"--root_dir={root}",
-      *SETTING,
-      *(f"--gin_bindings={b}" for b in bindings),
-    )
-    self._assert_succeeded(proc)
+    proc = self.train_result
+    self.assert_succeeded(proc)
     self.assertIn("finished: test loss", proc.stdout)
+    root = self.train_root
 
     metrics = _read_json(os.path.join(root, constants.METRICS_JSON))
     self.assertFalse(metrics["diverged"])
@@ -111,7 +235,7 @@ class BinariesTest(tf.test.TestCase):
     self.assertEqual(steps, [10, 20])
     # A row's lr is the rate of the chunk's last step, step - 1 (0-based):
     # lr0 * factor ** floor((step - 1) / discount_step) = 0.05, then 0.025.
-    expected_lrs = [lr0 * factor ** ((s - 1) // discount_step) for s in steps]
+    expected_lrs = [LR0 * FACTOR ** ((s - 1) // DISCOUNT_STEP) for s in steps]
     self.assertAllClose(expected_lrs, [0.05, 0.025])
     self.assertAllClose([row["lr"] for row in history], expected_lrs, rtol=1e-6)
     for row in history:
@@ -126,14 +250,15 @@ class BinariesTest(tf.test.TestCase):
     self.assertIsInstance(metrics["test_loss"], float)
     self.assertTrue(math.isfinite(metrics["test_loss"]) and metrics["test_loss"] > 0)
     self.assertBetween(metrics["test_accuracy"], 0.0, 1.0)
-    self.assertEqual(metrics["schedule"]["class"], "StepDecaySchedule")
+    schedule = metrics["schedule"]
+    self.assertEqual(schedule["class"], "StepDecaySchedule")
     self.assertAllClose(
       [
-        metrics["schedule"]["initial_learning_rate"],
-        metrics["schedule"]["discount_step"],
-        metrics["schedule"]["factor"],
+        schedule["initial_learning_rate"],
+        schedule["discount_step"],
+        schedule["factor"],
       ],
-      [lr0, discount_step, factor],
+      [LR0, DISCOUNT_STEP, FACTOR],
     )
 
     # config.gin: the files as given plus the bindings; operative_config.gin:
@@ -141,30 +266,28 @@ class BinariesTest(tf.test.TestCase):
     config = _read(os.path.join(root, constants.CONFIG_GIN))
     self.assertIn("load_data.name = 'lrc_digits'", config)
     self.assertIn("NUM_STEPS = 20", config)
-    for binding in bindings:
+    for binding in TRAIN_BINDINGS:
       self.assertIn(binding, config)
     operative = _read(os.path.join(root, constants.OPERATIVE_GIN))
     for line in (
+      f"NUM_STEPS = {SMOKE_STEPS}",
       "load_data.name = 'lrc_digits'",
       "load_data.batch_size = 32",
-      f"make_schedule.discount_step = {discount_step}",
-      f"make_schedule.factor = {factor}",
-      f"make_schedule.initial_learning_rate = {lr0}",
-      f"run_training.num_steps = {SMOKE_STEPS}",
+      f"make_schedule.discount_step = {DISCOUNT_STEP}",
+      f"make_schedule.factor = {FACTOR}",
+      f"make_schedule.initial_learning_rate = {LR0}",
+      "run_training.num_steps = %NUM_STEPS",
     ):
       self.assertIn(line, operative)
 
   def test_search_baseline_repeats_best_and_resumes(self):
-    root = self.create_tempdir().full_path
-    proc = self._run(
-      "search_baseline", f"--root_dir={root}", *SETTING, "--num_repeats=2"
-    )
-    self._assert_succeeded(proc)
-    self.assertLen(GRID_PROGRESS.findall(proc.stdout), 2, proc.stdout)
+    first, written, again = self.search_result
+    self.assert_succeeded(first)
+    self.assertLen(GRID_PROGRESS.findall(first.stdout), 2, first.stdout)
     for name in (constants.CONFIG_GIN, constants.OPERATIVE_GIN):
-      self.assertTrue(os.path.isfile(os.path.join(root, name)), name)
+      self.assertIn(name, written)
 
-    search = _read_json(os.path.join(root, constants.SEARCH_JSON))
+    search = json.loads(written[constants.SEARCH_JSON])
     self.assertEqual(
       search["grid"], {**SMOKE_GRID, "num_steps": SMOKE_STEPS, "seed": 0}
     )
@@ -180,16 +303,12 @@ class BinariesTest(tf.test.TestCase):
     # The best: least best-validation loss among runs that did not diverge.
     converged = [r for r in runs if not r["diverged"]]
     self.assertNotEmpty(converged)
-    self.assertEqual(search["best"], min(converged, key=lambda r: r["best_val_loss"]))
+    best = min(converged, key=lambda r: r["best_val_loss"])
+    self.assertEqual(search["best"], best)
 
-    repeats_path = os.path.join(root, constants.REPEATS_JSON)
-    repeats = _read_json(repeats_path)
-    best = search["best"]
-    self.assertEqual(
-      repeats["setting"]["initial_learning_rate"], best["initial_learning_rate"]
-    )
-    self.assertEqual(repeats["setting"]["discount_step"], best["discount_step"])
-    self.assertEqual(repeats["setting"]["factor"], best["factor"])
+    repeats = json.loads(written[constants.REPEATS_JSON])
+    for key in ("initial_learning_rate", "discount_step", "factor"):
+      self.assertEqual(repeats["setting"][key], best[key], key)
     self.assertEqual(repeats["seeds"], [0, 1])
     self.assertLen(repeats["runs"], 2)
     self.assertEqual([r["seed"] for r in repeats["runs"]], [0, 1])
@@ -205,125 +324,26 @@ class BinariesTest(tf.test.TestCase):
       repeats["test_accuracy_mean"], statistics.fmean(test_accuracies)
     )
     self.assertEqual(repeats["num_diverged"], 0)
-    repeats_text = _read(repeats_path)
 
     # The same search again: every grid run is already done, none is re-run.
-    again = self._run("search_baseline", f"--root_dir={root}", *SETTING)
-    self._assert_succeeded(again)
+    self.assert_succeeded(again)
     self.assertIn("resuming the search", again.stdout)
     self.assertIn("2 runs already done", again.stdout)
     self.assertEmpty(GRID_PROGRESS.findall(again.stdout), again.stdout)
     self.assertNotIn("repeat seed", again.stdout)
-    resumed = _read_json(os.path.join(root, constants.SEARCH_JSON))
+    resumed = _read_json(os.path.join(self.search_root, constants.SEARCH_JSON))
     # Identical runs, down to their recorded durations: nothing was re-run.
     self.assertEqual(resumed["runs"], runs)
     self.assertEqual(resumed["best"], best)
-    self.assertEqual(_read(repeats_path), repeats_text)
+    self.assertEqual(
+      _read(os.path.join(self.search_root, constants.REPEATS_JSON)),
+      written[constants.REPEATS_JSON],
+    )
 
   def test_bad_inputs_fail_with_one_error_line_and_keep_existing_files(self):
-    scratch = self.create_tempdir().full_path
-    garbage_gin = os.path.join(scratch, "garbage.gin")
-    with open(garbage_gin, "w") as f:
-      f.write("this is not ((( gin\n")
-    a_file = os.path.join(scratch, "a_file")
-    with open(a_file, "w") as f:
-      f.write(SENTINEL)
-    missing_gin = os.path.join(scratch, "missing.gin")
-
-    # name -> (binary, root_dir argument or None, extra args, words the error
-    # line must contain). The root given as "new" is a fresh directory holding
-    # earlier results that the failing run must leave alone.
-    train, search = "train_trainee", "search_baseline"
-    cases = {
-      "unknown_data_set": (
-        train,
-        "new",
-        ["--gin_bindings=load_data.name='imagenet9'"],
-        ["unknown data set", "imagenet9"],
-      ),
-      "missing_gin_file": (
-        train,
-        "new",
-        [f"--gin_file={missing_gin}"],
-        ["gin file not found", "missing.gin"],
-      ),
-      "unparsable_gin_file": (
-        train,
-        "new",
-        [f"--gin_file={garbage_gin}"],
-        ["bad gin file", "garbage.gin"],
-      ),
-      "unknown_binding": (
-        train,
-        "new",
-        ["--gin_bindings=nonexistent.x=1"],
-        ["bad gin binding", "nonexistent"],
-      ),
-      "negative_learning_rate": (
-        train,
-        "new",
-        ["--gin_bindings=make_schedule.initial_learning_rate=-0.1"],
-        ["initial_learning_rate", "positive", "-0.1"],
-      ),
-      "zero_learning_rate_search": (
-        search,
-        "new",
-        ["--gin_bindings=search_step_decay.initial_learning_rates=[0.0]"],
-        ["learning rate", "positive", "0.0"],
-      ),
-      "zero_discount_step": (
-        train,
-        "new",
-        ["--gin_bindings=make_schedule.discount_step=0"],
-        ["discount_step", "positive", "0"],
-      ),
-      "zero_discount_step_search": (
-        search,
-        "new",
-        ["--gin_bindings=search_step_decay.discount_steps=[0]"],
-        ["discount step", "positive", "0"],
-      ),
-      "discount_steps_not_a_list": (
-        search,
-        "new",
-        ["--gin_bindings=search_step_decay.discount_steps=10"],
-        ["discount_steps", "list"],
-      ),
-      "negative_num_repeats_flag": (
-        search,
-        "new",
-        ["--num_repeats=-1"],
-        ["num_repeats", "-1"],
-      ),
-      "root_dir_is_a_file": (train, a_file, [], ["root_dir", "not a directory"]),
-      "missing_root_dir": (train, None, [], ["--root_dir is required"]),
-    }
-
-    def start(name):
-      binary, root, extra, _ = cases[name]
-      args = [*SETTING, *extra]
-      if root == "new":
-        root = os.path.join(scratch, name)
-        os.makedirs(root)
-        for result in (
-          constants.METRICS_JSON,
-          constants.SEARCH_JSON,
-          constants.REPEATS_JSON,
-        ):
-          with open(os.path.join(root, result), "w") as f:
-            f.write(SENTINEL)
-      if root is not None:
-        args.insert(0, f"--root_dir={root}")
-      return self._run(binary, *args)
-
-    # Each invocation is mostly the TensorFlow import: run them side by side.
-    workers = min(len(cases), max(2, min(4, os.cpu_count() or 2)))
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-      results = dict(zip(cases, pool.map(start, cases)))
-
-    for name, proc in results.items():
+    for name, proc in self.bad_results.items():
       with self.subTest(name):
-        _, root, _, words = cases[name]
+        _, root, _, words = BAD_INPUTS[name]
         self.assertNotIn("Traceback", proc.stderr)
         self.assertNotIn("In call to configurable", proc.stderr)
         self.assertEqual(proc.returncode, EXIT_USER_ERROR, proc.stderr)
@@ -333,10 +353,7 @@ class BinariesTest(tf.test.TestCase):
         for word in words:
           self.assertIn(word, lines[-1])
         if root == "new":
-          for result in (
-            constants.METRICS_JSON,
-            constants.SEARCH_JSON,
-            constants.REPEATS_JSON,
-          ):
-            self.assertEqual(_read(os.path.join(scratch, name, result)), SENTINEL)
-    self.assertEqual(_read(a_file), SENTINEL)
+          for result in EARLIER_RESULTS:
+            path = os.path.join(self.scratch, name, result)
+            self.assertEqual(_read(path), SENTINEL, path)
+    self.assertEqual(_read(self.a_file), SENTINEL)

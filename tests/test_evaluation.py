@@ -1,0 +1,462 @@
+"""Tests of the evaluation protocol, its report and the `evaluate` binary.
+
+`setUpClass` trains a tiny real controller (one PPO episode on the digits
+smoke setting) and exports it, runs `evaluation.evaluate` once (3 runs per
+method, 2 peers) and `evaluation.transfer` once (a task set with one held-out
+setting, 2 runs, reusing that baseline search); the tests check what they wrote against
+independent computations (NumPy, scipy). Binary error cases run as
+subprocesses alongside. The tfds data directory is a private temporary one.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import gin
+import numpy as np
+import pytest
+import scipy.stats
+import tensorflow as tf
+
+from lr_controller import (
+  constants,
+  controller_training,
+  evaluation,
+  gin_utils,
+  io_utils,
+  report,
+)
+from lr_controller import env as env_lib
+from lr_controller import trainee as trainee_lib
+from lr_controller.errors import UserError
+
+SMOKE = ["controller/digits.gin", "smoke.gin"]
+SMOKE_BINDINGS = ["create_agent.num_epochs=2"]
+NUM_RUNS = 3
+PEERS = ("cosine", "reduce_on_plateau")
+PEER_LEARNING_RATES = (0.1, 0.01)
+# One held-out setting (the shipped tasks/digits_transfer.gin has two; its
+# parsing is tested on its own): another optimizer, batch size and initial lr.
+TASK_SET = """
+task_set.name = 'test_transfer'
+task_set.train = [{'name': 'digits/lenet/sgd', 'gin_files': ['controller/digits.gin']}]
+task_set.test = [
+  {
+    'name': 'digits/lenet/adam',
+    'gin_files': ['controller/digits.gin'],
+    'gin_bindings': [
+      "make_optimizer.name = 'adam'",
+      'load_data.batch_size = 50',
+      'create_environment.initial_learning_rates = [0.001]',
+    ],
+  },
+]
+"""
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+EXIT_USER_ERROR = 2
+
+
+def _parse(extra_bindings=()):
+  gin_utils.parse_gin(SMOKE, [*SMOKE_BINDINGS, *extra_bindings], finalize=False)
+
+
+def _quiet(message: str) -> None:
+  del message
+
+
+def _run_binary(tfds_dir: str, cwd: str, *args: str) -> subprocess.CompletedProcess:
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TFDS_DATA_DIR=tfds_dir)
+  return subprocess.run(
+    [sys.executable, "-m", "lr_controller.bin.evaluate", *args],
+    env=env,
+    cwd=cwd,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    check=False,
+  )
+
+
+def _table_rows(markdown: str) -> dict[str, list[str]]:
+  """Method name -> cells of the first table's rows in report.md."""
+  rows = {}
+  for line in markdown.splitlines():
+    if line.startswith("| ") and not line.startswith(("| Method", "|---")):
+      cells = [c.strip() for c in line.strip("|").split("|")]
+      rows.setdefault(cells[0], cells)
+  return rows
+
+
+@pytest.mark.slow
+class EvaluationTest(tf.test.TestCase):
+  """One real evaluation and one transfer on the smoke setting (~60 s)."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.scratch = tempfile.mkdtemp(prefix="lrc_test_evaluation_")
+    cls.tfds_dir = os.path.join(cls.scratch, "tensorflow_datasets")
+    cls._old_tfds = os.environ.get("TFDS_DATA_DIR")
+    os.environ["TFDS_DATA_DIR"] = cls.tfds_dir
+    pool = concurrent.futures.ThreadPoolExecutor(2)
+    missing = pool.submit(
+      _run_binary, cls.tfds_dir, cls.scratch, f"--root_dir={cls.scratch}/no_policy"
+    )
+    not_a_policy = pool.submit(
+      _run_binary,
+      cls.tfds_dir,
+      cls.scratch,
+      f"--root_dir={cls.scratch}/bad_policy",
+      f"--policy_dir={cls.scratch}",
+      *(f"--gin_file={f}" for f in SMOKE),
+    )
+    try:
+      _parse()
+      controller_root = os.path.join(cls.scratch, "controller")
+      os.makedirs(controller_root)
+      trained = controller_training.train_controller(
+        controller_root, seed=0, num_episodes=1, say=_quiet
+      )
+      cls.policy_dir = trained["policy_dir"]
+
+      _parse()
+      cls.eval_root = os.path.join(cls.scratch, "eval")
+      os.makedirs(cls.eval_root)
+      cls.progress = []
+      cls.results = evaluation.evaluate(
+        cls.eval_root,
+        cls.policy_dir,
+        seed=0,
+        num_runs=NUM_RUNS,
+        peers=PEERS,
+        peer_learning_rates=PEER_LEARNING_RATES,
+        say=cls.progress.append,
+      )
+
+      cls.transfer_root = os.path.join(cls.scratch, "transfer")
+      os.makedirs(cls.transfer_root)
+      task_file = os.path.join(cls.scratch, "task_set.gin")
+      with open(task_file, "w") as f:
+        f.write(TASK_SET)
+      cls.transfer_results = evaluation.transfer(
+        cls.transfer_root,
+        cls.policy_dir,
+        task_file,
+        extra_gin_files=["smoke.gin"],
+        extra_gin_bindings=SMOKE_BINDINGS,
+        num_runs=2,
+        baseline_search_path=os.path.join(cls.eval_root, constants.BASELINE_SEARCH_DIR),
+        peers=(),
+        say=_quiet,
+      )
+      cls.missing_policy = missing.result()
+      cls.not_a_policy = not_a_policy.result()
+    finally:
+      pool.shutdown(wait=True)
+      gin.clear_config()
+
+  @classmethod
+  def tearDownClass(cls):
+    if cls._old_tfds is None:
+      os.environ.pop("TFDS_DATA_DIR", None)
+    else:
+      os.environ["TFDS_DATA_DIR"] = cls._old_tfds
+    shutil.rmtree(cls.scratch, ignore_errors=True)
+    super().tearDownClass()
+
+  def methods(self, results=None) -> dict[str, dict]:
+    setting = (results or self.results)["settings"][0]
+    return {m["name"]: m for m in setting["methods"]}
+
+  # ---- Outputs. ----
+
+  def test_writes_report_results_and_figures(self):
+    for name in (constants.REPORT_MD, constants.RESULTS_JSON, constants.RESULTS_CSV):
+      path = os.path.join(self.eval_root, name)
+      self.assertTrue(os.path.isfile(path), path)
+      self.assertGreater(os.path.getsize(path), 0, path)
+    for name in (constants.FIGURE1_PNG, constants.FIGURE2_PNG):
+      with open(os.path.join(self.eval_root, name), "rb") as f:
+        content = f.read()
+      self.assertTrue(content.startswith(PNG_MAGIC), name)
+      self.assertGreater(len(content), 5000, name)
+    stored = io_utils.read_json(os.path.join(self.eval_root, constants.RESULTS_JSON))
+    self.assertEqual(stored["mode"], "evaluate")
+    self.assertEqual(
+      [m["name"] for m in stored["settings"][0]["methods"]],
+      [evaluation.BASELINE, evaluation.CONTROLLER, *PEERS],
+    )
+    markdown = _read(os.path.join(self.eval_root, constants.REPORT_MD))
+    self.assertEqual(
+      set(_table_rows(markdown)), {evaluation.BASELINE, evaluation.CONTROLLER, *PEERS}
+    )
+    for words in ("N = 3", "ttest_ind", "equal_var=True", "500000..500002"):
+      self.assertIn(words, markdown)
+
+  def test_progress_names_method_and_seed(self):
+    lines = [line for line in self.progress if "seed 2/3" in line]
+    self.assertLen(lines, 2 + len(PEERS))
+    self.assertTrue(any(evaluation.CONTROLLER in line for line in lines))
+
+  # ---- Protocol. ----
+
+  def test_every_method_uses_the_same_evaluation_seeds(self):
+    expected = [evaluation.EVAL_SEED_OFFSET + i for i in range(NUM_RUNS)]
+    self.assertEqual(self.results["settings"][0]["seeds"], expected)
+    for name, method in self.methods().items():
+      self.assertEqual([r["seed"] for r in method["runs"]], expected, name)
+    # Disjoint from every seed controller training uses (episode k of seed s).
+    training = {s * 1_000_003 + k for s in range(100) for k in range(10_000)}
+    self.assertFalse(training & set(expected))
+
+  def test_runs_are_complete_and_controller_is_greedy(self):
+    num_steps = self.results["settings"][0]["num_steps"]
+    for name, method in self.methods().items():
+      for run in method["runs"]:
+        self.assertEqual(run["steps"][-1], num_steps, name)
+        self.assertIsInstance(run["test_loss"], float, name)
+        self.assertBetween(run["test_accuracy"], 0.0, 1.0)
+    # The greedy policy is deterministic: the same seed gives the same schedule.
+    controller = self.methods()[evaluation.CONTROLLER]
+    _parse()
+    policy, metadata = evaluation.load_policy(self.policy_dir)
+    env = evaluation.make_environment(
+      metadata,
+      trainee_fn=lambda seed: evaluation.build_evaluation_trainee(
+        evaluation.EVAL_SEED_OFFSET
+      ),
+    )
+    again = evaluation.run_controller(env, policy, controller["runs"][0]["seed"])
+    self.assertAllClose(
+      again["learning_rates"], controller["runs"][0]["learning_rates"]
+    )
+
+  def test_evaluation_trainees_share_weights_and_mini_batches(self):
+    _parse()
+    tf.random.set_seed(123)
+    second = evaluation.build_evaluation_trainee(7)
+    tf.random.uniform([3])  # Whatever ran in between.
+    third = evaluation.build_evaluation_trainee(7)
+    for trainee in (second, third):
+      trainee.reset(500_000, 0.05)
+      trainee.train(4)
+    self.assertAllClose(second.model.get_weights(), third.model.get_weights())
+    # Data loaded under another global seed is shuffled otherwise.
+    tf.random.set_seed(99)
+    other = trainee_lib.build_trainee(seed=7)
+    other.reset(500_000, 0.05)
+    other.train(4)
+    self.assertNotAllClose(second.model.get_weights(), other.model.get_weights())
+
+  def test_mean_and_sample_std(self):
+    for name, method in self.methods().items():
+      for metric in evaluation.METRICS:
+        values = [r[metric] for r in method["runs"]]
+        self.assertAlmostEqual(method[f"{metric}_mean"], np.mean(values), msg=name)
+        self.assertAlmostEqual(
+          method[f"{metric}_std"], np.std(values, ddof=1), msg=name
+        )
+
+  def test_p_values_are_scipy_ttest_on_stored_runs(self):
+    stored = io_utils.read_json(os.path.join(self.eval_root, constants.RESULTS_JSON))
+    methods = {m["name"]: m for m in stored["settings"][0]["methods"]}
+    baseline = methods.pop(evaluation.BASELINE)
+    self.assertIsNone(baseline["vs_baseline"])
+    with open(os.path.join(self.eval_root, constants.RESULTS_CSV)) as f:
+      rows = {row["method"]: row for row in csv.DictReader(f)}
+    for name, method in methods.items():
+      for metric in evaluation.METRICS:
+        expected = scipy.stats.ttest_ind(
+          [r[metric] for r in method["runs"]],
+          [r[metric] for r in baseline["runs"]],
+          equal_var=True,
+        )
+        test = method["vs_baseline"][metric]
+        self.assertAlmostEqual(test["p"], expected.pvalue, places=12, msg=name)
+        self.assertAlmostEqual(test["t"], expected.statistic, places=12, msg=name)
+        self.assertEqual(test["significant"], expected.pvalue < 0.05)
+        self.assertAlmostEqual(float(rows[name][f"{metric}_p"]), expected.pvalue)
+        self.assertEqual(rows[name][f"{metric}_significant"], str(test["significant"]))
+
+  def test_asterisk_iff_p_below_005_in_report(self):
+    markdown = _read(os.path.join(self.eval_root, constants.REPORT_MD))
+    rows = _table_rows(markdown)
+    for name, method in self.methods().items():
+      loss_cell, accuracy_cell = rows[name][2], rows[name][4]
+      for cell, metric in ((loss_cell, "test_loss"), (accuracy_cell, "test_accuracy")):
+        test = (method["vs_baseline"] or {}).get(metric, {})
+        significant = test.get("p") is not None and test["p"] < 0.05
+        self.assertEqual(cell.endswith("*"), significant, f"{name} {metric}: {cell}")
+
+  def test_asterisk_on_synthetic_significant_difference(self):
+    def runs(losses):
+      return [
+        {"seed": i, "test_loss": x, "test_accuracy": 1 - x / 10, "diverged": False}
+        for i, x in enumerate(losses)
+      ]
+
+    baseline = runs([1.00, 1.10, 1.05, 0.95])
+    better = runs([0.50, 0.55, 0.45, 0.52])
+    similar = runs([1.02, 1.08, 0.97, 1.01])
+    methods = [
+      evaluation.summarize_method("step_decay", "baseline", baseline, None),
+      evaluation.summarize_method("better", "peer", better, baseline),
+      evaluation.summarize_method("similar", "peer", similar, baseline),
+    ]
+    p_better = scipy.stats.ttest_ind(
+      [r["test_loss"] for r in better], [r["test_loss"] for r in baseline]
+    ).pvalue
+    self.assertLess(p_better, 0.05)
+    rows = _table_rows(report.method_table({"methods": methods}))
+    self.assertTrue(rows["better"][2].endswith("*"))
+    self.assertFalse(rows["similar"][2].endswith("*"))
+    self.assertFalse(rows["step_decay"][2].endswith("*"))
+    self.assertEqual(rows["better"][3], report.format_p(p_better))
+
+  def test_too_few_runs_give_no_p_value(self):
+    test = evaluation.t_test([1.0], [2.0, 2.1])
+    self.assertIsNone(test["p"])
+    self.assertFalse(test["significant"])
+
+  # ---- Transfer. ----
+
+  def test_transfer_applies_the_held_out_setting(self):
+    results = self.transfer_results
+    self.assertEqual(results["mode"], "transfer")
+    self.assertEqual(results["task_set"]["source"], "digits/lenet/sgd")
+    (adam,) = results["settings"]
+    self.assertEqual(adam["name"], "digits/lenet/adam")
+    self.assertEqual(adam["description"]["optimizer"], "adam")
+    self.assertEqual(adam["description"]["batch_size"], 50)
+    self.assertEqual(adam["description"]["controller_initial_learning_rates"], [0.001])
+    # The SOURCE setting's baseline, reused, not searched again.
+    self.assertEqual(
+      results["baseline"], {**self.results["baseline"], "tuned_on": "digits/lenet/sgd"}
+    )
+    self.assertFalse(
+      os.path.exists(os.path.join(self.transfer_root, constants.BASELINE_SEARCH_DIR))
+    )
+    methods = {m["name"]: m for m in adam["methods"]}
+    self.assertEqual(set(methods), {evaluation.BASELINE, evaluation.CONTROLLER})
+    baseline, controller = methods[evaluation.BASELINE], methods[evaluation.CONTROLLER]
+    self.assertEqual(controller["seeds"], baseline["seeds"])
+    self.assertEqual({r["initial_learning_rate"] for r in controller["runs"]}, {0.001})
+    self.assertEqual(
+      {r["initial_learning_rate"] for r in baseline["runs"]},
+      {self.results["baseline"]["setting"]["initial_learning_rate"]},
+    )
+    operative = _read(os.path.join(self.transfer_root, constants.OPERATIVE_GIN))
+    self.assertIn("# ==== setting digits/lenet/adam", operative)
+    self.assertIn("'adam'", operative)
+    for name in (constants.REPORT_MD, constants.FIGURE1_PNG, constants.FIGURE2_PNG):
+      self.assertIn(name, os.listdir(self.transfer_root))
+
+  # ---- Errors. ----
+
+  def test_feature_mismatch_is_a_user_error_before_any_training(self):
+    _parse(["create_environment.feature_names = ['train_loss', 'val_loss']"])
+    root = self.create_tempdir().full_path
+    with self.assertRaises(UserError) as raised:
+      evaluation.evaluate(root, self.policy_dir, num_runs=2, peers=(), say=_quiet)
+    # gin appends "In call to configurable ..." lines; binaries print the first.
+    first = str(raised.exception).splitlines()[0]
+    self.assertIn("observes features", first)
+    self.assertIn("create_environment.feature_names", first)
+    self.assertEqual(os.listdir(root), [])
+
+  def test_action_interval_mismatch_is_a_user_error(self):
+    _parse(["create_environment.action_interval = 5"])
+    with self.assertRaisesRegex(UserError, "every 10 steps"):
+      evaluation.evaluate(
+        self.create_tempdir().full_path, self.policy_dir, peers=(), say=_quiet
+      )
+
+  def test_bad_arguments_are_user_errors(self):
+    _parse()
+    root = self.create_tempdir().full_path
+    with self.assertRaisesRegex(UserError, "no exported controller"):
+      evaluation.evaluate(root, root, say=_quiet)
+    with self.assertRaisesRegex(UserError, "unknown peer"):
+      evaluation.evaluate(root, self.policy_dir, peers=("sgdr",), say=_quiet)
+    with self.assertRaisesRegex(UserError, "num_runs"):
+      evaluation.evaluate(root, self.policy_dir, num_runs=0, say=_quiet)
+    with self.assertRaisesRegex(UserError, "not found"):
+      evaluation.evaluate(
+        root, self.policy_dir, baseline_search_path=f"{root}/nope.json", say=_quiet
+      )
+    task = os.path.join(root, "task.gin")
+    with open(task, "w") as f:
+      f.write("task_set.name = 'broken'\ntask_set.train = []\ntask_set.test = []\n")
+    with self.assertRaisesRegex(UserError, "at least one setting"):
+      evaluation.load_task_set(task)
+
+  def test_binary_without_policy_dir_fails_in_one_line(self):
+    proc = self.missing_policy
+    self.assertEqual(proc.returncode, EXIT_USER_ERROR, proc.stderr)
+    self.assertNotIn("Traceback", proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    self.assertLen(lines, 1, proc.stderr)
+    self.assertRegex(lines[0], r"^error: --policy_dir is required")
+
+  def test_binary_with_a_directory_that_is_no_policy_fails_in_one_line(self):
+    proc = self.not_a_policy
+    self.assertEqual(proc.returncode, EXIT_USER_ERROR, proc.stderr)
+    self.assertNotIn("Traceback", proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    self.assertTrue(lines and lines[-1].startswith("error: no exported controller"))
+    self.assertLen([line for line in lines if line.startswith("error")], 1)
+
+
+def test_evaluation_seeds_avoid_training_seeds():
+  seeds = evaluation.evaluation_seeds(3, 10)
+  assert seeds == [3 * 1_000_003 + 500_000 + i for i in range(10)]
+  # Training seed 3's episodes are 3 * 1_000_003 + k: k would need to be 500,000+.
+  assert all(s % 1_000_003 >= 500_000 for s in seeds)
+  with pytest.raises(UserError):
+    evaluation.evaluation_seeds(-1, 10)
+
+
+def _read(path: str) -> str:
+  with open(path) as f:
+    return f.read()
+
+
+@pytest.mark.parametrize(
+  "path, source_data, held_out",
+  [
+    (
+      "tasks/digits_transfer.gin",
+      "lrc_digits",
+      {
+        "digits/lenet/adam lr0=0.001": ("adam", 100),
+        "digits/lenet/sgd batch=50 lr0=0.003": ("sgd", 50),
+      },
+    ),
+    (
+      "tasks/paper_transfer.gin",
+      "cifar10",
+      {
+        "fashion_mnist/lenet/sgd": ("sgd", 1000),
+        "fashion_mnist/resnet18/sgd": ("sgd", 1000),
+      },
+    ),
+  ],
+)
+def test_shipped_task_sets_apply_their_settings(path, source_data, held_out):
+  tasks = evaluation.load_task_set(path)
+  evaluation.apply_setting(tasks.train[0], tasks)
+  assert gin.query_parameter("load_data.name") == source_data
+  assert [s.name for s in tasks.test] == list(held_out)
+  for setting in tasks.test:
+    evaluation.apply_setting(setting, tasks)
+    optimizer, batch_size = held_out[setting.name]
+    assert gin.query_parameter("make_optimizer.name") == optimizer
+    assert gin.query_parameter("load_data.batch_size") == batch_size
+    # Every setting's environment is configured (decisions every 10 steps).
+    assert env_lib.create_environment().action_interval == 10

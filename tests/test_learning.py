@@ -1,0 +1,57 @@
+"""The controller learns: on a noisy quadratic, where a decaying rate is known to
+win, PPO's greedy controller must beat keeping the initial learning rate.
+
+Measured when written (60 episodes, 5 held-out seeds): greedy final loss
+0.008-0.05 over four training seeds, against 0.129 for the constant rate.
+PPO on CPU is not bit-reproducible across processes without op determinism
+(its outcome at 50 episodes varied from 0.02 to 0.17), so the test turns it on.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from lr_controller import constants, controller_training, gin_utils
+from lr_controller import env as env_lib
+
+_EVAL_SEEDS = [10**6 + i for i in range(5)]
+
+
+def _final_loss(env, act):
+  losses = []
+  for seed in _EVAL_SEEDS:
+    env.seed_next_episode(seed)
+    time_step = env.reset()
+    state, first = None, True
+    while not time_step.is_last():
+      action, state = act(time_step.observation, first, state)
+      first = False
+      time_step = env.step(action)
+    losses.append(env.last_episode["final_val_loss"])
+  return float(np.mean(losses))
+
+
+class LearningTest(tf.test.TestCase):
+
+  def test_learned_controller_beats_a_constant_rate_on_a_noisy_quadratic(self):
+    tf.config.experimental.enable_op_determinism()
+    root = self.create_tempdir().full_path
+    gin_utils.parse_gin(["controller/noisy_quadratic.gin"], [], finalize=False)
+    result = controller_training.train_controller(root, seed=0, num_episodes=60, say=lambda s: None)
+    self.assertEqual(result["episodes"], 60)
+    policy = tf.saved_model.load(f"{root}/{constants.POLICIES_DIR}/{constants.GREEDY_POLICY_DIR}")
+    env = env_lib.create_environment(seed=0)
+
+    def greedy(observation, first, state):
+      if state is None:
+        state = policy.get_initial_state(tf.constant(1))
+      out = policy.action(tf.constant(observation[None]), tf.constant([0 if first else 1]), state)
+      return out["action"].numpy()[0], out["state"]
+
+    learned = _final_loss(env, greedy)
+    constant = _final_loss(env, lambda obs, first, state: (np.float32(0.0), None))
+    self.assertLess(learned, constant)
+    self.assertLess(learned, 0.5 * constant)
+
+
+if __name__ == "__main__":
+  tf.test.main()
