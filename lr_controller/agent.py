@@ -87,6 +87,7 @@ def create_agent(
   actor_learning_rate: float = 1e-3,
   critic_learning_rate: float = 5e-3,
   initial_action_stddev: float = 0.2,
+  squash_mean: bool = True,
   num_epochs: int = 10,
   importance_ratio_clipping: float = 0.2,
   entropy_regularization: float = 0.0,
@@ -108,6 +109,9 @@ def create_agent(
     critic_learning_rate: Adam rate of the critic (paper: 5e-3).
     initial_action_stddev: initial standard deviation of the Gaussian policy
       (in units of log factor).
+    squash_mean: squash the Gaussian's mean into the action bounds with tanh
+      (tf-agents' default); False keeps it linear (the environment clips what
+      it applies either way, since samples may leave the bounds).
     num_epochs: PPO epochs over each batch of collected episodes.
     importance_ratio_clipping: PPO's clip epsilon.
     entropy_regularization: entropy bonus coefficient.
@@ -134,8 +138,7 @@ def create_agent(
     if not value > 0:
       raise UserError(f"{name}_learning_rate must be positive, got {value}")
   observation_spec = time_step_spec.observation
-  # softplus(bias) is the initial stddev; the mean is tanh-squashed into the
-  # action bounds (tf-agents' default mean transform).
+  # softplus(bias) is the initial stddev.
   std_bias = float(np.log(np.expm1(initial_action_stddev)))
 
   def projection(spec):
@@ -144,6 +147,7 @@ def create_agent(
       init_means_output_factor=0.1,
       std_bias_initializer_value=std_bias,
       state_dependent_std=False,
+        mean_transform=None if not squash_mean else normal_projection_network.tanh_squash_to_spec,
     )
 
   if actor_network == "mlp":

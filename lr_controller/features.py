@@ -129,6 +129,8 @@ PAPER_FEATURES = (
   "log_learning_rate",
 )
 gin.constant("PAPER_FEATURES", PAPER_FEATURES)  # `%PAPER_FEATURES` in gin files.
+BUDGET_AWARE_FEATURES = PAPER_FEATURES + ("budget_left",)
+gin.constant("BUDGET_AWARE_FEATURES", BUDGET_AWARE_FEATURES)
 
 
 def check_feature_names(names: Sequence[str]) -> tuple[str, ...]:

@@ -99,7 +99,7 @@ class ControllerTrainingTest(tf.test.TestCase):
         policy = tf.saved_model.load({policy_dir!r})
         meta = json.loads(policy.get_metadata().numpy())
         state = policy.get_initial_state(tf.constant(3))
-        obs = tf.constant(np.random.default_rng(0).normal(size=(3, 7)) * 100, tf.float32)
+        obs = tf.constant(np.random.default_rng(0).normal(size=(3, 8)) * 100, tf.float32)
         out = policy.action(obs, tf.constant([0, 1, 1]), state)
         assert "tf_agents" not in sys.modules, "tf_agents was imported"
         assert "tensorflow_probability" not in sys.modules, "tfp was imported"
@@ -116,7 +116,7 @@ class ControllerTrainingTest(tf.test.TestCase):
     self.assertEqual(loaded.returncode, 0, loaded.stderr[-2000:])
     out = json.loads(loaded.stdout.strip().splitlines()[-1])
     self.assertEqual(out["meta"]["episodes"], 4)
-    self.assertLen(out["meta"]["features"], 7)
+    self.assertLen(out["meta"]["features"], 8)  # budget-aware toy config
     bound = out["meta"]["max_log_factor"]
     self.assertLen(out["action"], 3)
     self.assertTrue(all(-bound <= a <= bound for a in out["action"]))

@@ -9,6 +9,7 @@ PPO on CPU is not bit-reproducible across processes without op determinism
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework import config as tf_config  # disable_op_determinism
 
 from lr_controller import constants, controller_training, gin_utils
 from lr_controller import env as env_lib
@@ -34,6 +35,8 @@ class LearningTest(tf.test.TestCase):
 
   def test_learned_controller_beats_a_constant_rate_on_a_noisy_quadratic(self):
     tf.config.experimental.enable_op_determinism()
+    # Process-wide: switch it off again for the tests that follow.
+    self.addCleanup(tf_config.disable_op_determinism)
     root = self.create_tempdir().full_path
     gin_utils.parse_gin(["controller/noisy_quadratic.gin"], [], finalize=False)
     result = controller_training.train_controller(root, seed=0, num_episodes=60, say=lambda s: None)
