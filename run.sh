@@ -37,6 +37,9 @@ setup() {
   want="$(cat setup.py constraints.txt | sha256sum | cut -d' ' -f1)"
   if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
     echo "[setup] installing lr_controller and its pinned stack into .venv (a few minutes the first time)"
+    # The build tools first: the editable install below builds without isolation.
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+      "setuptools==65.5.0" "wheel==0.48.0"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
       -c constraints.txt --no-build-isolation -e ".[test]"
     echo "$want" > "$STAMP"
