@@ -147,7 +147,9 @@ def create_agent(
       init_means_output_factor=0.1,
       std_bias_initializer_value=std_bias,
       state_dependent_std=False,
-        mean_transform=None if not squash_mean else normal_projection_network.tanh_squash_to_spec,
+      mean_transform=None
+      if not squash_mean
+      else normal_projection_network.tanh_squash_to_spec,
     )
 
   if actor_network == "mlp":

@@ -65,6 +65,20 @@ def _nonempty_list(name: str, values) -> list:
   return list(values)
 
 
+def _start_run(
+  trainee: trainee_lib.Trainee | None, seed: int, setting: dict, num_steps: int
+) -> trainee_lib.Trainee:
+  """Builds the shared trainee on first use, else resets it, for one grid point."""
+  schedule = step_decay(setting, num_steps)
+  lr = setting["initial_learning_rate"]
+  if trainee is None:
+    return trainee_lib.build_trainee(
+      seed=seed, schedule=schedule, initial_learning_rate=lr
+    )
+  trainee.reset(seed, lr, schedule=schedule)
+  return trainee
+
+
 def choose_best(runs: Sequence[dict]) -> dict:
   """The run with the lowest best validation loss, preferring converged runs."""
   scored = [r for r in runs if r["best_val_loss"] is not None]
@@ -145,15 +159,7 @@ def search_step_decay(
     if _key(setting) in done:
       runs.append(done[_key(setting)])
       continue
-    schedule = step_decay(setting, num_steps)
-    if trainee is None:
-      trainee = trainee_lib.build_trainee(
-        seed=seed,
-        schedule=schedule,
-        initial_learning_rate=setting["initial_learning_rate"],
-      )
-    else:
-      trainee.reset(seed, setting["initial_learning_rate"], schedule=schedule)
+    trainee = _start_run(trainee, seed, setting, num_steps)
     result = trainee_lib.run_training(trainee, num_steps=num_steps, evaluate_test=False)
     run = {
       **setting,
@@ -208,15 +214,7 @@ def repeat_setting(
   runs = []
   for seed in seeds:
     start = time.perf_counter()
-    schedule = step_decay(setting, num_steps)
-    if trainee is None:
-      trainee = trainee_lib.build_trainee(
-        seed=seed,
-        schedule=schedule,
-        initial_learning_rate=setting["initial_learning_rate"],
-      )
-    else:
-      trainee.reset(seed, setting["initial_learning_rate"], schedule=schedule)
+    trainee = _start_run(trainee, seed, setting, num_steps)
     result = trainee_lib.run_training(trainee, num_steps=num_steps)
     result["seed"] = int(seed)
     runs.append(result)

@@ -45,15 +45,6 @@ from lr_controller.errors import UserError
 CONTROLLER_CONFIG_JSON = "controller_config.json"
 
 
-def _format_seconds(seconds: float) -> str:
-  seconds = int(round(seconds))
-  if seconds < 60:
-    return f"{seconds}s"
-  if seconds < 3600:
-    return f"{seconds // 60}m{seconds % 60:02d}s"
-  return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
-
-
 def _all_finite(variables) -> bool:
   return all(
     bool(tf.reduce_all(tf.math.is_finite(v))) for v in variables if v.dtype.is_floating
@@ -258,7 +249,7 @@ def train_controller(
       say(
         f"episode {episode}/{num_episodes}  return {last_row['return']:.3f}  "
         f"val loss {'diverged' if val is None else f'{val:.4f}'}  "
-        f"{mean:.1f}s/episode  eta {_format_seconds(mean * (num_episodes - episode))}"
+        f"{mean:.1f}s/episode  eta {io_utils.format_seconds(mean * (num_episodes - episode))}"
       )
   writer.flush()
   return {"episodes": episode, "policy_dir": policy_dir, "last_episode": last_row}

@@ -539,15 +539,6 @@ def summarize_method(
 # The protocol.
 
 
-def _format_seconds(seconds: float) -> str:
-  seconds = int(round(seconds))
-  if seconds < 60:
-    return f"{seconds}s"
-  if seconds < 3600:
-    return f"{seconds // 60}m{seconds % 60:02d}s"
-  return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
-
-
 def _value(value: float | None) -> str:
   return "none" if value is None else f"{value:.4f}"
 
@@ -775,7 +766,7 @@ def evaluate_setting(
         f"{label}{method} seed {k}/{len(seeds)} ({s}): test loss "
         f"{_value(run['test_loss'])}  accuracy {_value(run['test_accuracy'])}"
         f"{diverged}  {run['seconds']:.1f}s  (elapsed "
-        f"{_format_seconds(time.perf_counter() - start)})"
+        f"{io_utils.format_seconds(time.perf_counter() - start)})"
       )
     return runs
 
@@ -1057,5 +1048,5 @@ def _write(root_dir: str, results: dict, say: Callable[[str], None]) -> dict:
   io_utils.write_json(os.path.join(root_dir, constants.RESULTS_JSON), results)
   files = report.write_report(root_dir, results)
   results["report_files"] = files
-  say(f"evaluation done in {_format_seconds(results['seconds'])}")
+  say(f"evaluation done in {io_utils.format_seconds(results['seconds'])}")
   return results

@@ -1,4 +1,4 @@
-"""Crash-safe writes of results: whole files by rename, JSON lines by one append."""
+"""Crash-safe writes of results (whole files by rename, JSON lines by one append) and progress formatting."""
 
 from __future__ import annotations
 
@@ -6,6 +6,16 @@ import json
 import os
 import tempfile
 from typing import Any
+
+
+def format_seconds(seconds: float) -> str:
+  """A duration for progress lines: '42s', '3m05s' or '2h10m'."""
+  seconds = int(round(seconds))
+  if seconds < 60:
+    return f"{seconds}s"
+  if seconds < 3600:
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+  return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
 
 
 def write_json(path: str, obj: Any) -> None:

@@ -20,7 +20,9 @@ from lr_controller import constants, gin_utils
 from lr_controller.bin import cli
 from lr_controller.errors import UserError
 
-flags.DEFINE_integer("num_episodes", None, "Controller episodes (default: the config's).")
+flags.DEFINE_integer(
+  "num_episodes", None, "Controller episodes (default: the config's)."
+)
 flags.DEFINE_integer("num_runs", 10, "Seeds per method in the evaluation.")
 FLAGS = flags.FLAGS
 
@@ -33,7 +35,9 @@ def main(argv):
   from lr_controller import controller_training, evaluation, report
 
   if FLAGS.num_runs < 2:
-    raise UserError(f"--num_runs must be at least 2 for the t-tests, got {FLAGS.num_runs}")
+    raise UserError(
+      f"--num_runs must be at least 2 for the t-tests, got {FLAGS.num_runs}"
+    )
   root_dir = cli.make_root_dir(FLAGS.root_dir or DEFAULT_ROOT)
   gin_files = [DEFAULT_GIN, *FLAGS.gin_file]
   files = gin_utils.parse_gin(gin_files, FLAGS.gin_bindings, finalize=False)
@@ -43,20 +47,24 @@ def main(argv):
   cli.say(f"[1/2] training the PPO controller on digits in {root_dir}/controller")
   controller_dir = cli.make_root_dir(os.path.join(root_dir, "controller"))
   kwargs = {} if FLAGS.num_episodes is None else {"num_episodes": FLAGS.num_episodes}
-  trained = controller_training.train_controller(controller_dir, seed=FLAGS.seed, say=cli.say, **kwargs)
+  trained = controller_training.train_controller(
+    controller_dir, seed=FLAGS.seed, say=cli.say, **kwargs
+  )
 
-  cli.say(f"[2/2] evaluating against step decay and peers ({FLAGS.num_runs} seeds each)")
+  cli.say(
+    f"[2/2] evaluating against step decay and peers ({FLAGS.num_runs} seeds each)"
+  )
   eval_dir = cli.make_root_dir(os.path.join(root_dir, constants.EVAL_DIR))
   setting = evaluation.Setting(
-      name="digits", gin_files=tuple(gin_files), gin_bindings=tuple(FLAGS.gin_bindings)
+    name="digits", gin_files=tuple(gin_files), gin_bindings=tuple(FLAGS.gin_bindings)
   )
   results = evaluation.evaluate(
-      eval_dir,
-      trained["policy_dir"],
-      seed=FLAGS.seed,
-      num_runs=FLAGS.num_runs,
-      setting=setting,
-      say=cli.say,
+    eval_dir,
+    trained["policy_dir"],
+    seed=FLAGS.seed,
+    num_runs=FLAGS.num_runs,
+    setting=setting,
+    say=cli.say,
   )
   gin_utils.write_operative_config(root_dir)
   cli.say("")
@@ -64,7 +72,9 @@ def main(argv):
   cli.say("")
   cli.say(f"done in {(time.perf_counter() - start) / 60:.1f} min")
   cli.say(f"report: {os.path.join(eval_dir, constants.REPORT_MD)}")
-  cli.say(f"figures: {eval_dir}/{constants.FIGURE1_PNG}, {eval_dir}/{constants.FIGURE2_PNG}")
+  cli.say(
+    f"figures: {eval_dir}/{constants.FIGURE1_PNG}, {eval_dir}/{constants.FIGURE2_PNG}"
+  )
   cli.say(f"controller: {trained['policy_dir']}")
 
 
