@@ -14,6 +14,13 @@ collect policy, train PPO on it, clear the on-policy data, repeat (paper:
                              every `export_interval` episodes and at the end
     policies/greedy_policy_000050 ...  the periodic numbered copies
 
+Where episodes come from is pluggable (a *collector*): tf-agents' episode
+driver on one in-process environment (the default, the paper's loop);
+`num_parallel_envs` environments in their own processes, one episode each at a
+time (`episode_collection`); or remote collectors through Reverb
+(`distributed`). Whatever collects them, episode k trains the trainee of seed
+`seed * 1_000_003 + k`, and PPO trains on each update's episodes together.
+
 Re-running the same command resumes from the last checkpoint: a finished
 episode is never repeated or lost (episodes.jsonl is reconciled with the
 checkpoint's episode count). A PPO update that leaves non-finite losses or
@@ -38,7 +45,7 @@ from tf_agents.replay_buffers import tf_uniform_replay_buffer
 from tf_agents.utils import common
 
 from lr_controller import agent as agent_lib
-from lr_controller import constants, export, io_utils
+from lr_controller import constants, episode_collection, export, io_utils
 from lr_controller import env as env_lib
 from lr_controller.errors import UserError
 
@@ -67,6 +74,96 @@ def _check_compatible(root_dir: str, config: dict) -> None:
     )
 
 
+class DriverCollector:
+  """The paper's loop: tf-agents' episode driver on one in-process environment.
+
+  Collection is compiled once (the policy and replay buffer run as one graph
+  around the Python environment, stepped through `tf.numpy_function`).
+  """
+
+  def __init__(self, py_env, tf_env, agent, seed: int, episodes_per_update: int):
+    self._py_env = py_env
+    self._seed = seed
+    self._replay_buffer = tf_uniform_replay_buffer.TFUniformReplayBuffer(
+      agent.collect_data_spec,
+      batch_size=tf_env.batch_size,
+      max_length=(py_env.decisions_per_episode + 2) * episodes_per_update,
+    )
+    driver = dynamic_episode_driver.DynamicEpisodeDriver(
+      tf_env,
+      agent.collect_policy,
+      observers=[self._replay_buffer.add_batch],
+      num_episodes=1,
+    )
+    self._run = common.function(driver.run, autograph=False)
+    self._tf_env = tf_env
+    self._time_step = None
+    self._policy_state = agent.collect_policy.get_initial_state(tf_env.batch_size)
+
+  def collect(self, episodes: list[int]):
+    """Runs `episodes` one after another; returns (experience [1, T], infos)."""
+    if self._time_step is None:
+      self._py_env.set_state({"episode_index": episodes[0]})
+      self._time_step = self._tf_env.reset()
+    infos = []
+    for episode in episodes:
+      tf.random.set_seed(self._seed * 1_000_003 + episode)  # Resumable sampling.
+      start = time.perf_counter()
+      # The driver counts an episode when it steps past its LAST time step,
+      # which auto-resets the environment: that reset starts the next
+      # episode, so the time step is carried from run to run.
+      self._time_step, self._policy_state = self._run(
+        time_step=self._time_step, policy_state=self._policy_state
+      )
+      info = dict(self._py_env.last_episode)
+      info["seconds"] = time.perf_counter() - start
+      infos.append(info)
+    experience = self._replay_buffer.gather_all()
+    self._replay_buffer.clear()
+    return experience, infos
+
+  def close(self, finished: bool) -> None:
+    del finished
+
+
+class ParallelCollector:
+  """Runs episodes `num_envs` at a time, each environment in its own process.
+
+  The collect policy acts for all of them in one batched call per decision.
+  Episodes are handed out in order, so a resumed or re-run update trains the
+  same trainees.
+  """
+
+  def __init__(self, agent, seed: int, num_envs: int):
+    self._seed = seed
+    self._data_spec = agent.collect_data_spec
+    self._policy = agent.collect_policy
+    self._action = common.function(self._policy.action, autograph=False)
+    self._envs = episode_collection.spawn_environments(num_envs, seed)
+
+  def collect(self, episodes: list[int]):
+    """Runs `episodes` in rounds of `num_envs`; returns (experience [1, T], infos)."""
+    collected, infos = [], []
+    n = len(self._envs)
+    for first in range(0, len(episodes), n):
+      indices = episodes[first : first + n]
+      tf.random.set_seed(self._seed * 1_000_003 + indices[0])  # Resumable sampling.
+      start = time.perf_counter()
+      batch = episode_collection.collect_episodes(
+        self._envs, self._action, self._policy.get_initial_state, indices
+      )
+      seconds = time.perf_counter() - start
+      for episode in batch:
+        infos.append({**episode.info, "seconds": seconds})
+      collected.extend(batch)
+    return episode_collection.to_experience(collected, self._data_spec), infos
+
+  def close(self, finished: bool) -> None:
+    del finished
+    for env in self._envs:
+      env.close()
+
+
 @gin.configurable
 def train_controller(
   root_dir: str,
@@ -74,7 +171,9 @@ def train_controller(
   num_episodes: int = 1000,
   episodes_per_update: int = 1,
   export_interval: int = 50,
+  num_parallel_envs: int = 1,
   say: Callable[[str], None] = print,
+  collector_fn: Callable | None = None,
 ) -> dict:
   """Trains (or resumes training) the PPO controller until `num_episodes` exist.
 
@@ -86,7 +185,13 @@ def train_controller(
     export_interval: export the greedy policy to `policies/greedy_policy`, and
       a numbered copy beside it, every this many episodes (0: only at the end);
       the final policy is always exported.
+    num_parallel_envs: environments stepped in parallel processes, one
+      episode each at a time; `episodes_per_update` must be a multiple of it.
+      1 (default) collects in this process with tf-agents' episode driver.
     say: progress printer.
+    collector_fn: `(agent, seed) -> collector` with `collect(episodes)` and
+      `close(finished)` (see `DriverCollector`); used by the distributed
+      learner. Overrides `num_parallel_envs`.
 
   Returns:
     A summary dict: `episodes`, `policy_dir`, `last_episode`.
@@ -95,7 +200,17 @@ def train_controller(
     raise UserError(f"num_episodes must be positive, got {num_episodes}")
   if episodes_per_update <= 0:
     raise UserError(f"episodes_per_update must be positive, got {episodes_per_update}")
-  tf.random.set_seed(seed)
+  if num_parallel_envs <= 0:
+    raise UserError(f"num_parallel_envs must be positive, got {num_parallel_envs}")
+  if collector_fn is None and episodes_per_update % num_parallel_envs:
+    raise UserError(
+      f"episodes_per_update ({episodes_per_update}) must be a multiple of "
+      f"num_parallel_envs ({num_parallel_envs}): PPO trains on each round of "
+      "parallel episodes together (set train_controller.episodes_per_update)"
+    )
+  # Python's, NumPy's and TensorFlow's seeds: Keras initializers without a
+  # seed (tf-agents' networks) draw theirs from NumPy's global generator.
+  tf.keras.utils.set_random_seed(seed)
   py_env = env_lib.create_environment(seed=seed)
   tf_env = tf_py_environment.TFPyEnvironment(py_env)
   train_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
@@ -131,7 +246,6 @@ def train_controller(
       f"checkpoint in {train_dir} does not match this configuration: {first}"
     ) from None
   start_episode = int(episodes_done.numpy())
-  py_env.set_state({"episode_index": start_episode})
 
   episodes_path = os.path.join(root_dir, constants.EPISODES_JSONL)
   kept = [r for r in io_utils.read_jsonl(episodes_path) if r["episode"] < start_episode]
@@ -169,90 +283,86 @@ def train_controller(
       f"resuming from episode {start_episode} (checkpoint in {checkpointer._manager.directory})"
     )  # pylint: disable=protected-access
 
-  replay_buffer = tf_uniform_replay_buffer.TFUniformReplayBuffer(
-    agent.collect_data_spec,
-    batch_size=tf_env.batch_size,
-    max_length=(py_env.decisions_per_episode + 2) * episodes_per_update,
-  )
-  driver = dynamic_episode_driver.DynamicEpisodeDriver(
-    tf_env, agent.collect_policy, observers=[replay_buffer.add_batch], num_episodes=1
-  )
-  # Compiled once: the policy and buffer run as one graph around the Python
-  # environment (stepped through `tf.numpy_function` by TFPyEnvironment).
-  driver.run = common.function(driver.run, autograph=False)
+  if collector_fn is not None:
+    collector = collector_fn(agent, seed)
+  elif num_parallel_envs > 1:
+    say(f"starting {num_parallel_envs} environments in parallel processes")
+    collector = ParallelCollector(agent, seed, num_parallel_envs)
+  else:
+    collector = DriverCollector(py_env, tf_env, agent, seed, episodes_per_update)
   writer = tf.summary.create_file_writer(train_dir)
-  time_step = tf_env.reset()
-  policy_state = agent.collect_policy.get_initial_state(tf_env.batch_size)
-  durations = []
+  update_seconds, update_sizes = [], []
   last_row = kept[-1] if kept else None
-  with writer.as_default():
-    episode = start_episode
-    while episode < num_episodes:
-      batch_rows = []
-      for _ in range(min(episodes_per_update, num_episodes - episode)):
-        tf.random.set_seed(seed * 1_000_003 + episode)  # Resumable sampling.
+  episode = start_episode
+  try:
+    with writer.as_default():
+      while episode < num_episodes:
         start = time.perf_counter()
-        # The driver counts an episode when it steps past its LAST time step,
-        # which auto-resets the environment: that reset starts the next
-        # episode, so the time step is carried from run to run.
-        time_step, policy_state = driver.run(
-          time_step=time_step, policy_state=policy_state
-        )
-        info = dict(py_env.last_episode)
-        info["seconds"] = time.perf_counter() - start
-        batch_rows.append(info)
-        episode += 1
-      experience = replay_buffer.gather_all()
-      loss_info = agent.train(experience)
-      replay_buffer.clear()
-      total_loss = float(loss_info.loss)
-      update = "ok"
-      if not math.isfinite(total_loss) or not _all_finite(agent.trainable_variables):
-        update = "rolled_back"
-        checkpointer.initialize_or_restore()
-        say(
-          f"warning: the PPO update after episode {episode} gave non-finite "
-          "losses or weights; rolled back to the last checkpoint and skipped it"
-        )
-      for info in batch_rows:
-        row = {
-          "episode": info["episode"],
-          "return": info["return"],
-          "final_val_loss": info["final_val_loss"],
-          "best_val_loss": info["best_val_loss"],
-          "test_loss": info["test_loss"],
-          "test_accuracy": info["test_accuracy"],
-          "diverged": info["diverged"],
-          "initial_learning_rate": info["initial_learning_rate"],
-          "learning_rates": info["learning_rates"],
-          "val_losses": info["val_losses"],
-          "seconds": round(info["seconds"], 3),
-          "ppo_loss": total_loss if math.isfinite(total_loss) else None,
-          "update": update,
-        }
-        io_utils.append_jsonl(episodes_path, row)
-        _write_summaries(row)
-        last_row = row
-        durations.append(info["seconds"])
-      episodes_done.assign(episode)
-      checkpointer.save(global_step=episodes_done)
-      if episode == num_episodes or (
-        export_interval and episode % export_interval == 0
-      ):
-        exporter.export({**metadata, "episodes": episode}, policy_dir)
-        if episode < num_episodes:
-          exporter.export(
-            {**metadata, "episodes": episode}, f"{policy_dir}_{episode:06d}"
+        count = min(episodes_per_update, num_episodes - episode)
+        experience, infos = collector.collect(list(range(episode, episode + count)))
+        episode += count
+        loss_info = agent.train(experience)
+        total_loss = float(loss_info.loss)
+        update = "ok"
+        if not math.isfinite(total_loss) or not _all_finite(agent.trainable_variables):
+          update = "rolled_back"
+          checkpointer.initialize_or_restore()
+          say(
+            f"warning: the PPO update after episode {episode} gave non-finite "
+            "losses or weights; rolled back to the last checkpoint and skipped it"
           )
-      mean = float(np.mean(durations[-20:]))
-      val = last_row["final_val_loss"]
-      say(
-        f"episode {episode}/{num_episodes}  return {last_row['return']:.3f}  "
-        f"val loss {'diverged' if val is None else f'{val:.4f}'}  "
-        f"{mean:.1f}s/episode  eta {io_utils.format_seconds(mean * (num_episodes - episode))}"
-      )
-  writer.flush()
+        for info in infos:
+          row = {
+            "episode": info["episode"],
+            "seed": info["seed"],
+            "return": info["return"],
+            "final_val_loss": info["final_val_loss"],
+            "best_val_loss": info["best_val_loss"],
+            "test_loss": info["test_loss"],
+            "test_accuracy": info["test_accuracy"],
+            "diverged": info["diverged"],
+            "initial_learning_rate": info["initial_learning_rate"],
+            "learning_rates": info["learning_rates"],
+            "val_losses": info["val_losses"],
+            "seconds": round(info["seconds"], 3),
+            "ppo_loss": total_loss if math.isfinite(total_loss) else None,
+            "update": update,
+          }
+          io_utils.append_jsonl(episodes_path, row)
+          _write_summaries(row)
+          last_row = row
+        episodes_done.assign(episode)
+        checkpointer.save(global_step=episodes_done)
+        if episode == num_episodes or (
+          export_interval and episode % export_interval == 0
+        ):
+          exporter.export({**metadata, "episodes": episode}, policy_dir)
+          if episode < num_episodes:
+            exporter.export(
+              {**metadata, "episodes": episode}, f"{policy_dir}_{episode:06d}"
+            )
+        update_seconds.append(time.perf_counter() - start)
+        update_sizes.append(count)
+        _say_progress(
+          say, last_row, episode, num_episodes, update_seconds, update_sizes
+        )
+    writer.flush()
+  finally:
+    collector.close(finished=episode >= num_episodes)
   return {"episodes": episode, "policy_dir": policy_dir, "last_episode": last_row}
+
+
+def _say_progress(say, row, episode, num_episodes, update_seconds, update_sizes):
+  """One progress line: the last episode, episodes per hour, time left."""
+  recent = slice(-10, None)
+  per_episode = sum(update_seconds[recent]) / sum(update_sizes[recent])
+  val = row["final_val_loss"]
+  say(
+    f"episode {episode}/{num_episodes}  return {row['return']:.3f}  "
+    f"val loss {'diverged' if val is None else f'{val:.4f}'}  "
+    f"{3600 / per_episode:.0f} episodes/h  "
+    f"eta {io_utils.format_seconds(per_episode * (num_episodes - episode))}"
+  )
 
 
 def _write_summaries(row: dict) -> None:

@@ -276,6 +276,10 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     # A guard, not a scale: finite losses this large end the episode anyway.
     return np.clip(np.nan_to_num(obs, nan=0.0), -_OBSERVATION_LIMIT, _OBSERVATION_LIMIT)
 
+  def get_last_episode(self) -> dict | None:
+    """The summary of the last finished episode (for callers in other processes)."""
+    return self.last_episode
+
   def get_state(self) -> dict:
     return {
       "episode_index": self.episode_index,

@@ -1,7 +1,7 @@
 r"""Trains the PPO learning-rate controller (resumable).
 
   python -m lr_controller.bin.train_controller --root_dir=/tmp/controller \
-      --gin_file=controller/digits.gin --num_episodes=150
+      --gin_file=controller/digits.gin --num_episodes=150 --num_parallel_envs=2
 
 Re-running the same command resumes from the last checkpoint; --num_episodes
 is the total to reach. The greedy policy is exported (TensorFlow-only
@@ -21,6 +21,12 @@ flags.DEFINE_integer(
   None,
   "Total episodes to reach (overrides train_controller.num_episodes).",
 )
+flags.DEFINE_integer(
+  "num_parallel_envs",
+  None,
+  "Trainee environments run in parallel processes, one episode each at a time "
+  "(overrides train_controller.num_parallel_envs; default 1, in this process).",
+)
 FLAGS = flags.FLAGS
 
 
@@ -31,7 +37,13 @@ def main(argv):
   root_dir = cli.make_root_dir(FLAGS.root_dir)
   files = cli.load_gin_from_flags()
   gin_utils.write_config(root_dir, files, FLAGS.gin_bindings)
+  if FLAGS.num_parallel_envs is not None and FLAGS.num_parallel_envs <= 0:
+    raise UserError(
+      f"--num_parallel_envs must be positive, got {FLAGS.num_parallel_envs}"
+    )
   kwargs = {} if FLAGS.num_episodes is None else {"num_episodes": FLAGS.num_episodes}
+  if FLAGS.num_parallel_envs is not None:
+    kwargs["num_parallel_envs"] = FLAGS.num_parallel_envs
   result = controller_training.train_controller(
     root_dir, seed=FLAGS.seed, say=cli.say, **kwargs
   )
