@@ -2,6 +2,7 @@
 # lr_controller's one entry point.
 #   ./run.sh            set up .venv if needed, then run the main job on the embedded digits data
 #   ./run.sh test [ARGS] set up, then run the test suite (extra ARGS go to pytest)
+#   ./run.sh distributed [FLAGS]  the Reverb actor-learner layout on localhost
 #   ./run.sh setup      set up only
 # Re-running is fast: the install is redone only when setup.py or constraints.txt change.
 set -euo pipefail
@@ -61,8 +62,15 @@ case "$cmd" in
     setup
     exec "$VENV/bin/python" -m lr_controller.bin.demo "$@"
     ;;
+  distributed)
+    # The Reverb actor-learner layout on this machine (1 server, 2 collectors,
+    # 1 learner); any flags replace these defaults (see launch_local --help).
+    setup
+    [ $# -gt 0 ] || set -- --root_dir=runs/distributed --gin_file=controller/digits.gin --num_collectors=2
+    exec "$VENV/bin/python" -m lr_controller.bin.launch_local "$@"
+    ;;
   *)
-    echo "error: unknown command '$cmd' (use: ./run.sh, ./run.sh test, ./run.sh setup)" >&2
+    echo "error: unknown command '$cmd' (use: ./run.sh, ./run.sh test, ./run.sh distributed, ./run.sh setup)" >&2
     exit 2
     ;;
 esac

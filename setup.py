@@ -35,6 +35,9 @@ setuptools.setup(
       "lrc-train-trainee=lr_controller.bin.train_trainee:run",
       "lrc-search-baseline=lr_controller.bin.search_baseline:run",
       "lrc-evaluate=lr_controller.bin.evaluate:run",
+      "lrc-train-controller=lr_controller.bin.train_controller:run",
+      "lrc-distributed=lr_controller.bin.distributed:run",
+      "lrc-launch-local=lr_controller.bin.launch_local:run",
     ],
   },
 )

@@ -61,9 +61,7 @@ def build_environment_from_gin(
 
   Module-level so that a spawned process can unpickle it.
   """
-  gin_utils.register_configurables()
-  gin.clear_config()
-  gin.parse_config(gin_config)
+  gin_utils.parse_gin_string(gin_config)
   return env_lib.create_environment(seed=seed)
 
 

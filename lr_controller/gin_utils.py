@@ -113,6 +113,17 @@ def parse_gin(
   return files
 
 
+def parse_gin_string(config: str) -> None:
+  """Clears gin and parses `config` (a `gin.config_str()` of another process)."""
+  register_configurables()
+  gin.clear_config()
+  try:
+    gin.parse_config(config, skip_unknown=False)
+  except (ValueError, SyntaxError, ImportError, KeyError, TypeError) as e:
+    gin.clear_config()
+    raise UserError(f"bad gin config: {_one_line(e)}") from None
+
+
 def write_config(
   root_dir: str, gin_files: Sequence[str], gin_bindings: Sequence[str]
 ) -> str:

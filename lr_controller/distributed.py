@@ -1,0 +1,372 @@
+"""Actor-learner controller training on Reverb: one learner, many collectors.
+
+Each episode trains a whole network, so collection is the cost; it spreads over
+machines in tf-agents' distributed layout, with Reverb as the engine:
+
+  reverb job    holds the tables below; it is given the gin config, which it
+                publishes, so every other job runs exactly that configuration.
+  collect jobs  (any number, anywhere) take a ticket "run episode k with policy
+                version v", pull the policy variables, run the episode on their
+                own trainee and send it back.
+  train job     the learner: `controller_training.train_controller` with a
+                `ReverbCollector`; checkpoints, exports and logs as in one process.
+
+Tables:
+  variables  the collect policy's variables, the policy version and a
+             `finished` flag (tf-agents' `ReverbVariableContainer`, max_size 1)
+  tickets    queue of [version, episode] work items
+  episodes   queue of collected episodes ([version, episode, info JSON,
+             trajectory leaves...]), one item per whole episode
+  config     the gin config every job runs (max_size 1)
+
+PPO is on-policy: the policy version is the number of episodes trained on (the
+learner's `episodes_done`). The learner pushes version v, issues the tickets of
+episodes v .. v + E - 1, waits for those episodes collected with version v, and
+drops anything else (stale versions, duplicates). A collector drops a ticket
+whose version is older than the variables it pulls. Failures:
+  - a collector dies: its ticket is re-issued after `reissue_after_secs`; a
+    restarted collector simply takes the next ticket;
+  - the learner dies: restarted, it restores its checkpoint, pushes that
+    version again and re-issues its tickets; episodes already collected for
+    that version are used, nothing is trained twice;
+  - the learner finishes: it sets `finished`, and collectors exit.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+import gin
+import numpy as np
+import reverb
+import tensorflow as tf
+from tf_agents.experimental.distributed import reverb_variable_container
+from tf_agents.utils import common
+
+from lr_controller import agent as agent_lib
+from lr_controller import env as env_lib
+from lr_controller import episode_collection
+from lr_controller.errors import UserError
+
+VARIABLES_TABLE = reverb_variable_container.DEFAULT_TABLE
+TICKETS_TABLE = "tickets"
+EPISODES_TABLE = "episodes"
+CONFIG_TABLE = "config"
+FINISHED_KEY = "finished"
+
+# Reverb's gRPC errors when a server is unreachable or goes away.
+_CONNECTION_ERRORS = (
+  RuntimeError,
+  tf.errors.UnavailableError,
+  tf.errors.DeadlineExceededError,
+)
+
+
+class SharedVariables:
+  """What the learner shares with collectors: policy variables, version, flag."""
+
+  def __init__(self, agent):
+    self.version = tf.Variable(-1, dtype=tf.int64, trainable=False, name="version")
+    self.finished = tf.Variable(False, trainable=False, name="finished")
+    self.nest = {
+      reverb_variable_container.POLICY_KEY: agent.collect_policy.variables(),
+      reverb_variable_container.TRAIN_STEP_KEY: self.version,
+      FINISHED_KEY: self.finished,
+    }
+
+  def signature(self):
+    return tf.nest.map_structure(lambda v: tf.TensorSpec(v.shape, v.dtype), self.nest)
+
+
+def build_agent(seed: int):
+  """The environment (no trainee built yet) and PPO agent of the gin config."""
+  tf.keras.utils.set_random_seed(seed)
+  py_env = env_lib.create_environment(seed=seed)
+  from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
+
+  agent = agent_lib.create_agent(
+    tensor_spec.from_spec(py_env.time_step_spec()),
+    tensor_spec.from_spec(py_env.action_spec()),
+    train_step_counter=tf.Variable(0, dtype=tf.int64, name="train_step"),
+  )
+  return py_env, agent
+
+
+def make_server(port: int, seed: int = 0) -> reverb.Server:
+  """Starts the Reverb server of the gin config on `port` and publishes the config."""
+  gin_config = gin.config_str()
+  _, agent = build_agent(seed)
+  shared = SharedVariables(agent)
+
+  def single(name, signature):
+    return reverb.Table(
+      name=name,
+      sampler=reverb.selectors.Uniform(),
+      remover=reverb.selectors.Fifo(),
+      max_size=1,
+      rate_limiter=reverb.rate_limiters.MinSize(1),
+      signature=signature,
+    )
+
+  tables = [
+    single(VARIABLES_TABLE, shared.signature()),
+    single(CONFIG_TABLE, tf.TensorSpec((), tf.string)),
+    reverb.Table.queue(TICKETS_TABLE, max_size=1_000_000),
+    reverb.Table.queue(EPISODES_TABLE, max_size=10_000),
+  ]
+  try:
+    server = reverb.Server(tables, port=port)
+  except (RuntimeError, ValueError) as e:
+    raise UserError(
+      f"cannot start a Reverb server on port {port}: {_first_line(e)}"
+    ) from None
+  publish_config(reverb.Client(f"localhost:{server.port}"), gin_config, seed)
+  return server
+
+
+def _first_line(error: BaseException) -> str:
+  return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def connect(address: str, timeout: float, say: Callable[[str], None]) -> reverb.Client:
+  """Waits until a Reverb server of this layout answers at `address`.
+
+  Raises:
+    UserError: if none does within `timeout` seconds.
+  """
+  client = reverb.Client(address)
+  deadline = time.monotonic() + timeout
+  said = False
+  while True:
+    try:
+      info = client.server_info(timeout=5)
+      break
+    except _CONNECTION_ERRORS:
+      if time.monotonic() > deadline:
+        raise UserError(
+          f"no Reverb server answers at {address} (waited {timeout:.0f} s)"
+        ) from None
+      if not said:
+        say(f"waiting for the Reverb server at {address}")
+        said = True
+      time.sleep(1.0)
+  missing = {VARIABLES_TABLE, TICKETS_TABLE, EPISODES_TABLE, CONFIG_TABLE} - set(info)
+  if missing:
+    raise UserError(
+      f"the Reverb server at {address} is not an lr_controller server (no table {sorted(missing)[0]})"
+    )
+  return client
+
+
+def publish_config(client: reverb.Client, gin_config: str, seed: int) -> None:
+  """Publishes the layout's gin config and seed (the reverb job does, once)."""
+  blob = json.dumps({"gin": gin_config, "seed": seed}).encode()
+  client.insert(np.array(blob, dtype=object), {CONFIG_TABLE: 1.0})
+
+
+def fetch_config(client: reverb.Client) -> tuple[str, int]:
+  """The gin config string and seed the reverb job published."""
+  sample = next(client.sample(CONFIG_TABLE, 1))
+  blob = json.loads(sample[0].data[0].item().decode())
+  return blob["gin"], int(blob["seed"])
+
+
+def _encode_episode(episode: episode_collection.Episode, version: int) -> list:
+  header = [
+    np.int64(version),
+    np.int64(episode.index),
+    np.array(json.dumps(episode.info, default=float).encode(), dtype=object),
+  ]
+  return header + [np.asarray(x) for x in tf.nest.flatten(episode.trajectory)]
+
+
+def _decode_episode(data: list, data_spec) -> tuple[int, episode_collection.Episode]:
+  version, index, info = int(data[0]), int(data[1]), json.loads(data[2].item())
+  trajectory = tf.nest.pack_sequence_as(data_spec, list(data[3:]))
+  return version, episode_collection.Episode(
+    index=index, trajectory=trajectory, info=info
+  )
+
+
+class ReverbCollector:
+  """The learner's side: episodes come from collect jobs through Reverb.
+
+  Args:
+    agent: the learner's agent (its collect policy's variables are pushed).
+    client: a connected `reverb.Client`.
+    reissue_after_secs: re-issue the tickets still missing when no wanted
+      episode arrived for this long; None: three times the slowest episode
+      seen so far (at least 60 s; 600 s before any episode arrived).
+    say: progress printer.
+  """
+
+  def __init__(
+    self, agent, client: reverb.Client, reissue_after_secs: float | None, say
+  ):
+    self._client = client
+    self._data_spec = agent.collect_data_spec
+    self._shared = SharedVariables(agent)
+    self._container = reverb_variable_container.ReverbVariableContainer(
+      client.server_address, table_names=[VARIABLES_TABLE]
+    )
+    self._reissue_after = reissue_after_secs
+    self._slowest = 0.0
+    self._say = say
+
+  def _push(self) -> None:
+    try:
+      self._container.push(self._shared.nest)
+    except (tf.errors.InvalidArgumentError, ValueError) as e:
+      raise UserError(
+        f"the Reverb server's variables do not match this agent: {_first_line(e)}"
+      ) from None
+
+  def _issue(self, version: int, episodes) -> None:
+    for k in episodes:
+      self._client.insert(np.array([version, k], np.int64), {TICKETS_TABLE: 1.0})
+
+  def _timeout(self) -> float:
+    if self._reissue_after is not None:
+      return self._reissue_after
+    return max(60.0, 3 * self._slowest) if self._slowest else 600.0
+
+  def collect(self, episodes: list[int]):
+    """Pushes the policy, has `episodes` collected; returns (experience, infos)."""
+    version = episodes[0]
+    self._shared.version.assign(version)
+    self._push()
+    self._issue(version, episodes)
+    received: dict[int, episode_collection.Episode] = {}
+    dropped = 0
+    last_progress = time.monotonic()
+    while len(received) < len(episodes):
+      if self._client.server_info()[EPISODES_TABLE].current_size == 0:
+        if time.monotonic() - last_progress > self._timeout():
+          missing = [k for k in episodes if k not in received]
+          self._say(
+            f"re-issuing episodes {missing} (no episode for {self._timeout():.0f} s)"
+          )
+          self._issue(version, missing)
+          last_progress = time.monotonic()
+        time.sleep(0.1)
+        continue
+      data = next(self._client.sample(EPISODES_TABLE, 1))[0].data
+      got_version, episode = _decode_episode(data, self._data_spec)
+      if (
+        got_version != version
+        or episode.index not in episodes
+        or episode.index in received
+      ):
+        dropped += 1
+        continue
+      received[episode.index] = episode
+      self._slowest = max(self._slowest, episode.info["seconds"])
+      last_progress = time.monotonic()
+    if dropped:
+      self._say(f"dropped {dropped} stale or duplicate episode(s)")
+    ordered = [received[k] for k in episodes]
+    experience = episode_collection.to_experience(ordered, self._data_spec)
+    return experience, [e.info for e in ordered]
+
+  def close(self, finished: bool) -> None:
+    """Tells collectors to stop once training is complete."""
+    if finished:
+      self._shared.finished.assign(True)
+      self._push()
+
+
+class _TicketFetcher:
+  """Waits for tickets in a thread, so the collector can time out and look around.
+
+  At most one ticket is requested at a time: a collector never holds a ticket
+  another one could run.
+  """
+
+  def __init__(self, client: reverb.Client):
+    self._client = client
+    self._results: queue.Queue = queue.Queue()
+    self._wanted = threading.Event()
+    self._pending = False
+    threading.Thread(target=self._loop, daemon=True).start()
+
+  def _loop(self):
+    while True:
+      self._wanted.wait()
+      self._wanted.clear()
+      try:
+        data = next(self._client.sample(TICKETS_TABLE, 1))[0].data[0]
+        self._results.put((int(data[0]), int(data[1])))
+      except Exception as e:  # pylint: disable=broad-except
+        self._results.put(e)
+
+  def get(self, timeout: float) -> tuple[int, int] | None:
+    """A (version, episode) ticket, or None after `timeout` seconds."""
+    if not self._pending:
+      self._pending = True
+      self._wanted.set()
+    try:
+      result = self._results.get(timeout=timeout)
+    except queue.Empty:
+      return None
+    self._pending = False
+    if isinstance(result, Exception):
+      raise result
+    return result
+
+
+def run_collector(
+  client: reverb.Client,
+  seed: int,
+  name: str,
+  say: Callable[[str], None],
+  poll_secs: float = 2.0,
+) -> int:
+  """Collects episodes for the learner until it finishes; returns how many.
+
+  The gin config must be the server's (`fetch_config`), parsed already.
+  """
+  py_env, agent = build_agent(seed)
+  policy = agent.collect_policy
+  shared = SharedVariables(agent)
+  action = common.function(policy.action, autograph=False)
+  tickets = _TicketFetcher(client)
+  done = 0
+
+  def pull() -> bool:
+    """Updates the policy if the learner pushed one; True once it finished."""
+    if client.server_info()[VARIABLES_TABLE].current_size:
+      # A new container each time: `tf.random.set_seed` (called per episode)
+      # clears the eager context, and with it the container's Reverb client.
+      reverb_variable_container.ReverbVariableContainer(
+        client.server_address, table_names=[VARIABLES_TABLE]
+      ).update(shared.nest)
+    return bool(shared.finished.numpy())
+
+  say(f"{name}: waiting for work")
+  while True:
+    ticket = tickets.get(timeout=poll_secs)
+    if ticket is not None:
+      tf.random.set_seed(seed * 1_000_003 + ticket[1])  # Resumable sampling.
+    if pull():
+      say(f"{name}: the learner finished; {done} episodes collected")
+      return done
+    if ticket is None:
+      continue
+    version, index = ticket
+    if version != int(shared.version.numpy()):
+      continue  # A ticket of an older policy.
+    start = time.perf_counter()
+    [episode] = episode_collection.collect_episodes(
+      [py_env], action, policy.get_initial_state, [index]
+    )
+    episode.info["seconds"] = time.perf_counter() - start
+    client.insert(_encode_episode(episode, version), {EPISODES_TABLE: 1.0})
+    done += 1
+    say(
+      f"{name}: episode {index} (policy {version}) in {episode.info['seconds']:.1f} s, "
+      f"return {episode.info['return']:.3f}"
+    )
