@@ -61,6 +61,7 @@ FINISHED_KEY = "finished"
 # Reverb's gRPC errors when a server is unreachable or goes away.
 _CONNECTION_ERRORS = (
   RuntimeError,
+  reverb.errors.DeadlineExceededError,
   tf.errors.UnavailableError,
   tf.errors.DeadlineExceededError,
 )
@@ -143,7 +144,7 @@ def connect(address: str, timeout: float, say: Callable[[str], None]) -> reverb.
   said = False
   while True:
     try:
-      info = client.server_info(timeout=5)
+      info = client.server_info(timeout=max(1, min(5, int(timeout))))
       break
     except _CONNECTION_ERRORS:
       if time.monotonic() > deadline:

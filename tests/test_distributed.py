@@ -1,0 +1,267 @@
+"""The Reverb actor-learner layout: its protocol in-process, then end to end.
+
+The end-to-end test runs the real jobs as processes on loopback (1 reverb,
+2 collectors, 1 learner) on the noisy quadratic task, kills a collector and the
+learner mid-run, restarts them, and checks that training completes with every
+episode exactly once and nothing left running.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import tensorflow as tf
+from tf_agents.utils import common
+
+from lr_controller import constants, distributed, episode_collection, gin_utils
+
+_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+_TOY_GIN = [
+  "--gin_file=controller/noisy_quadratic.gin",
+  "--gin_bindings=create_environment.num_steps=40",
+  "--gin_bindings=create_agent.num_epochs=2",
+]
+_JOB = [sys.executable, "-m", "lr_controller.bin.distributed"]
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+class ProtocolTest(tf.test.TestCase):
+  """The learner's side against a scripted collector, all in this process."""
+
+  def test_stale_and_duplicate_episodes_are_dropped_and_lost_tickets_reissued(self):
+    gin_utils.parse_gin(
+      ["controller/noisy_quadratic.gin"],
+      ["create_environment.num_steps=40"],
+      finalize=False,
+    )
+    server = distributed.make_server(port=_free_port(), seed=1)
+    address = f"localhost:{server.port}"
+    try:
+      client = distributed.connect(address, timeout=10, say=print)
+      config, seed = distributed.fetch_config(client)
+      self.assertEqual(seed, 1)
+      self.assertIn("build_noisy_quadratic", config)
+      py_env, agent = distributed.build_agent(seed)
+      said = []
+      learner = distributed.ReverbCollector(
+        agent, client, reissue_after_secs=1.0, say=said.append
+      )
+      policy = agent.collect_policy
+      action = common.function(policy.action)
+      log = []
+
+      def scripted_collector():
+        tickets = [
+          tuple(next(client.sample(distributed.TICKETS_TABLE, 1))[0].data[0])
+          for _ in range(2)
+        ]
+        log.append(("lost", tickets[0]))  # This collector "dies" with ticket 0.
+        version, index = tickets[1]
+        [episode] = episode_collection.collect_episodes(
+          [py_env], action, policy.get_initial_state, [int(index)]
+        )
+        episode.info["seconds"] = 0.1
+        # The right episode, a stale copy and a duplicate.
+        for v in (version, version - 1, version):
+          client.insert(
+            distributed._encode_episode(episode, int(v)),
+            {distributed.EPISODES_TABLE: 1.0},
+          )
+        reissued = next(client.sample(distributed.TICKETS_TABLE, 1))[0].data[0]
+        log.append(("reissued", tuple(reissued)))
+        [episode] = episode_collection.collect_episodes(
+          [py_env], action, policy.get_initial_state, [int(reissued[1])]
+        )
+        episode.info["seconds"] = 0.1
+        client.insert(
+          distributed._encode_episode(episode, int(reissued[0])),
+          {distributed.EPISODES_TABLE: 1.0},
+        )
+
+      thread = threading.Thread(target=scripted_collector, daemon=True)
+      thread.start()
+      experience, infos = learner.collect([4, 5])
+      thread.join(30)
+      self.assertEqual([i["episode"] for i in infos], [4, 5])
+      self.assertEqual(log, [("lost", (4, 4)), ("reissued", (4, 4))])
+      self.assertTrue(any("re-issuing episodes [4]" in s for s in said), said)
+      self.assertTrue(any("dropped 2 stale or duplicate" in s for s in said), said)
+      self.assertEqual(experience.step_type.shape[0], 1)
+      self.assertEqual(
+        experience.step_type.shape[1], 2 * (py_env.decisions_per_episode + 1)
+      )
+
+      # The pushed variables carry the version; `close` tells collectors to stop.
+      pulled = distributed.SharedVariables(agent)
+      container = distributed.reverb_variable_container.ReverbVariableContainer(address)
+      container.update(pulled.nest)
+      self.assertEqual(int(pulled.version.numpy()), 4)
+      self.assertFalse(bool(pulled.finished.numpy()))
+      learner.close(finished=True)
+      container.update(pulled.nest)
+      self.assertTrue(bool(pulled.finished.numpy()))
+    finally:
+      server.stop()
+
+
+class EndToEndTest(tf.test.TestCase):
+  def _start(self, name, args):
+    log = open(os.path.join(self._logs, f"{name}.log"), "a")
+    process = subprocess.Popen(
+      _JOB + args, stdout=log, stderr=subprocess.STDOUT, env=_ENV
+    )
+    self._processes.append(process)
+    return process
+
+  def _wait_for_lines(self, path, count, deadline):
+    while time.time() < deadline:
+      if os.path.exists(path) and len(open(path).readlines()) >= count:
+        return
+      time.sleep(0.2)
+    self.fail(f"fewer than {count} episodes in time; logs: {self._tails()}")
+
+  def _tails(self):
+    out = {}
+    for name in sorted(os.listdir(self._logs)):
+      with open(os.path.join(self._logs, name)) as f:
+        out[name] = f.read()[-1500:]
+    return json.dumps(out, indent=1)
+
+  def test_kill_and_restart_collector_and_learner_on_loopback(self):
+    root = os.path.join(self.create_tempdir().full_path, "root")
+    self._logs = self.create_tempdir().full_path
+    self._processes = []
+    port = _free_port()
+    address = f"--reverb_address=localhost:{port}"
+    episodes_path = os.path.join(root, constants.EPISODES_JSONL)
+    learner_args = [
+      "--job=train",
+      address,
+      f"--root_dir={root}",
+      "--num_episodes=10",
+      "--reissue_after_secs=5",
+    ]
+    try:
+      server = self._start(
+        "reverb", ["--job=reverb", f"--reverb_port={port}", "--seed=4", *_TOY_GIN]
+      )
+      collectors = [
+        self._start(f"collect{i}", ["--job=collect", address, f"--task={i}"])
+        for i in range(2)
+      ]
+      learner = self._start("train", learner_args)
+      deadline = time.time() + 300
+      self._wait_for_lines(episodes_path, 2, deadline)
+      # A collector dies; its replacement rejoins.
+      collectors[0].send_signal(signal.SIGKILL)
+      collectors[0].wait()
+      collectors[0] = self._start("collect0b", ["--job=collect", address, "--task=0b"])
+      self._wait_for_lines(episodes_path, 4, deadline)
+      # The learner dies; restarted, it resumes from its checkpoint.
+      learner.send_signal(signal.SIGKILL)
+      learner.wait()
+      learner = self._start("train2", learner_args)
+      self.assertEqual(learner.wait(timeout=300), 0, self._tails())
+      # Collectors stop by themselves once the learner has finished.
+      for c in collectors[1:] + collectors[:1]:
+        self.assertEqual(c.wait(timeout=60), 0, self._tails())
+      self.assertIsNone(server.poll())  # The server serves until stopped.
+      server.terminate()
+      server.wait(timeout=30)
+    finally:
+      for p in self._processes:
+        if p.poll() is None:
+          p.kill()
+          p.wait()
+    self.assertTrue(all(p.poll() is not None for p in self._processes))
+    with open(episodes_path) as f:
+      rows = [json.loads(line) for line in f]
+    self.assertEqual([r["episode"] for r in rows], list(range(10)), self._tails())
+    self.assertEqual([r["seed"] for r in rows], [4 * 1_000_003 + k for k in range(10)])
+    self.assertTrue(all(r["update"] == "ok" for r in rows))
+    self.assertTrue(
+      os.path.isdir(
+        os.path.join(root, constants.POLICIES_DIR, constants.GREEDY_POLICY_DIR)
+      )
+    )
+    with open(os.path.join(root, constants.CONFIG_GIN)) as f:
+      self.assertIn("build_noisy_quadratic", f.read())
+    train2 = open(os.path.join(self._logs, "train2.log")).read()
+    self.assertIn("resuming from episode", train2)
+
+  def test_bad_input_is_one_line_and_non_zero(self):
+    root = self.create_tempdir().full_path
+    dead = f"--reverb_address=localhost:{_free_port()}"
+    cases = [
+      ([], "--job is required"),
+      (["--job=collect", dead, *_TOY_GIN], "take their gin config from the reverb job"),
+      (
+        ["--job=train", dead, f"--root_dir={root}", "--connect_timeout_secs=1"],
+        "no Reverb server answers",
+      ),
+      (["--job=reverb", "--reverb_port=70000", *_TOY_GIN], "reverb_port"),
+      (["--job=reverb", "--gin_file=missing.gin"], "gin file not found"),
+      (["--job=nope"], "job"),
+    ]
+    for args, needle in cases:
+      result = subprocess.run(
+        _JOB + args, capture_output=True, text=True, timeout=120, env=_ENV
+      )
+      self.assertNotEqual(result.returncode, 0, args)
+      self.assertNotIn("Traceback", result.stderr, args)
+      lines = [line for line in result.stderr.splitlines() if line.strip()]
+      self.assertTrue(lines[-1].startswith("error:"), (args, lines[-3:]))
+      self.assertIn(needle, lines[-1], args)
+
+  def test_launch_local_runs_the_layout_and_stops_everything(self):
+    root = self.create_tempdir().full_path
+    command = [
+      sys.executable,
+      "-m",
+      "lr_controller.bin.launch_local",
+      f"--root_dir={root}",
+      "--num_collectors=2",
+      "--num_episodes=4",
+      *_TOY_GIN,
+    ]
+    result = subprocess.run(
+      command, capture_output=True, text=True, timeout=300, env=_ENV
+    )
+    self.assertEqual(
+      result.returncode, 0, result.stdout[-3000:] + result.stderr[-2000:]
+    )
+    self.assertIn("[train] 4 episodes", result.stdout)
+    self.assertIn("the learner finished", result.stdout)
+    with open(os.path.join(root, constants.EPISODES_JSONL)) as f:
+      self.assertEqual([json.loads(line)["episode"] for line in f], [0, 1, 2, 3])
+    self.assertEqual(
+      sorted(os.listdir(os.path.join(root, "logs"))),
+      ["collect_0.log", "collect_1.log", "reverb.log", "train.log"],
+    )
+    # Bad gin stops the launcher before any job starts.
+    bad = subprocess.run(
+      command[:-3] + ["--gin_file=missing.gin"],
+      capture_output=True,
+      text=True,
+      timeout=120,
+      env=_ENV,
+    )
+    self.assertEqual(bad.returncode, 2)
+    self.assertEqual(
+      bad.stderr.strip().splitlines()[-1], "error: gin file not found: missing.gin"
+    )
+    self.assertNotIn("[reverb]", bad.stdout)
+
+
+if __name__ == "__main__":
+  tf.test.main()
