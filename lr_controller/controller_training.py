@@ -327,6 +327,7 @@ def train_controller(
             "seconds": round(info["seconds"], 3),
             "ppo_loss": total_loss if math.isfinite(total_loss) else None,
             "update": update,
+            "wall_time": round(time.time(), 3),  # When the update was done.
           }
           io_utils.append_jsonl(episodes_path, row)
           _write_summaries(row)
