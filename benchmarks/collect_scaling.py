@@ -1,10 +1,11 @@
 r"""Controller-training throughput (episodes per hour) by collection layout.
 
-Runs the same controller training four ways, one after another in this one
+Runs the same controller training five ways, one after another in this one
 run, and compares their steady-state episodes per hour:
 
   in-process   train_controller, tf-agents' episode driver (the paper's loop)
-  parallel x2  train_controller --num_parallel_envs=2 (spawned processes)
+  parallel x2  train_controller --num_parallel_envs=2 (spawned processes),
+               also with TF_NUM_INTRAOP_THREADS=1 in each process
   reverb x1    launch_local: reverb job, 1 collect job, learner
   reverb x2    launch_local: reverb job, 2 collect jobs, learner
 
@@ -33,7 +34,7 @@ from absl import app, flags
 
 flags.DEFINE_string("gin_file", "controller/digits.gin", "Controller setting.")
 flags.DEFINE_integer("num_steps", 100, "Trainee steps per episode.")
-flags.DEFINE_integer("num_episodes", 12, "Episodes per layout (2 per update).")
+flags.DEFINE_integer("num_episodes", 20, "Episodes per layout (2 per update).")
 FLAGS = flags.FLAGS
 
 
@@ -47,16 +48,28 @@ def _gin_args() -> list[str]:
   ]
 
 
-def _layouts(root: str) -> dict[str, list[str]]:
+def _layouts(root: str) -> dict[str, tuple[list[str], dict]]:
+  """Layout name -> (command, extra environment variables)."""
   py = [sys.executable, "-m"]
   train = py + ["lr_controller.bin.train_controller"]
   launch = py + ["lr_controller.bin.launch_local"]
   common = [*_gin_args(), f"--num_episodes={FLAGS.num_episodes}"]
+  parallel = ["--num_parallel_envs=2", *common]
   return {
-    "in-process": train + [f"--root_dir={root}/single", *common],
-    "parallel x2": train + [f"--root_dir={root}/parallel", "--num_parallel_envs=2", *common],
-    "reverb x1": launch + [f"--root_dir={root}/reverb1", "--num_collectors=1", *common],
-    "reverb x2": launch + [f"--root_dir={root}/reverb2", "--num_collectors=2", *common],
+    "in-process": (train + [f"--root_dir={root}/single", *common], {}),
+    "parallel x2": (train + [f"--root_dir={root}/parallel", *parallel], {}),
+    "parallel x2, 1 thread": (
+      train + [f"--root_dir={root}/parallel1", *parallel],
+      {"TF_NUM_INTRAOP_THREADS": "1"},
+    ),
+    "reverb x1": (
+      launch + [f"--root_dir={root}/r1", "--num_collectors=1", *common],
+      {},
+    ),
+    "reverb x2": (
+      launch + [f"--root_dir={root}/r2", "--num_collectors=2", *common],
+      {},
+    ),
   }
 
 
@@ -73,23 +86,29 @@ def main(argv):
   env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
   results = {}
   with tempfile.TemporaryDirectory() as root:
-    for name, command in _layouts(root).items():
+    for name, (command, extra_env) in _layouts(root).items():
       start = time.perf_counter()
-      done = subprocess.run(command, capture_output=True, text=True, env=env)
+      done = subprocess.run(
+        command, capture_output=True, text=True, env={**env, **extra_env}
+      )
       if done.returncode:
         sys.exit(f"error: {name} failed:\n{done.stderr[-2000:]}{done.stdout[-2000:]}")
-      root_dir = next(a.split("=", 1)[1] for a in command if a.startswith("--root_dir="))
+      root_dir = next(
+        a.split("=", 1)[1] for a in command if a.startswith("--root_dir=")
+      )
       results[name] = _episodes_per_hour(root_dir)
       print(
-        f"{name:12s} {results[name]:8.0f} episodes/h  "
+        f"{name:22s} {results[name]:8.0f} episodes/h  "
         f"(whole command {time.perf_counter() - start:.0f} s)",
         flush=True,
       )
   base = results["in-process"]
-  print(f"\n{FLAGS.num_episodes} episodes of {FLAGS.num_steps} steps, {os.cpu_count()} CPUs")
+  print(
+    f"\n{FLAGS.num_episodes} episodes of {FLAGS.num_steps} steps, {os.cpu_count()} CPUs"
+  )
   for name, value in results.items():
-    print(f"{name:12s} / in-process = {value / base:.2f}")
-  print(f"reverb x2    / reverb x1  = {results['reverb x2'] / results['reverb x1']:.2f}")
+    print(f"{name:22s} / in-process = {value / base:.2f}")
+  print(f"reverb x2 / reverb x1 = {results['reverb x2'] / results['reverb x1']:.2f}")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ whose version is older than the variables it pulls. Failures:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import threading
@@ -57,6 +58,8 @@ TICKETS_TABLE = "tickets"
 EPISODES_TABLE = "episodes"
 CONFIG_TABLE = "config"
 FINISHED_KEY = "finished"
+# Seconds a Reverb server may take to answer before it counts as gone.
+RPC_TIMEOUT_SECS = 30
 
 # Reverb's gRPC errors when a server is unreachable or goes away.
 _CONNECTION_ERRORS = (
@@ -127,6 +130,17 @@ def make_server(port: int, seed: int = 0) -> reverb.Server:
     ) from None
   publish_config(reverb.Client(f"localhost:{server.port}"), gin_config, seed)
   return server
+
+
+@contextlib.contextmanager
+def _server_errors_as_user_errors(client: reverb.Client):
+  """Turns a lost connection to the Reverb server into one UserError line."""
+  try:
+    yield
+  except _CONNECTION_ERRORS + (tf.errors.NotFoundError, tf.errors.CancelledError) as e:
+    raise UserError(
+      f"lost the Reverb server at {client.server_address}: {_first_line(e)}"
+    ) from None
 
 
 def _first_line(error: BaseException) -> str:
@@ -203,11 +217,18 @@ class ReverbCollector:
       episode arrived for this long; None: three times the slowest episode
       seen so far (at least 60 s; 600 s before any episode arrived).
     say: progress printer.
+    rpc_timeout_secs: how long the server may take to answer.
   """
 
   def __init__(
-    self, agent, client: reverb.Client, reissue_after_secs: float | None, say
+    self,
+    agent,
+    client: reverb.Client,
+    reissue_after_secs: float | None,
+    say,
+    rpc_timeout_secs: float = RPC_TIMEOUT_SECS,
   ):
+    self._rpc_timeout = int(rpc_timeout_secs)
     self._client = client
     self._data_spec = agent.collect_data_spec
     self._shared = SharedVariables(agent)
@@ -219,6 +240,8 @@ class ReverbCollector:
     self._say = say
 
   def _push(self) -> None:
+    # Reverb's writers wait for an absent server: make sure it is there.
+    self._client.server_info(timeout=self._rpc_timeout)
     try:
       self._container.push(self._shared.nest)
     except (tf.errors.InvalidArgumentError, ValueError) as e:
@@ -236,7 +259,15 @@ class ReverbCollector:
     return max(60.0, 3 * self._slowest) if self._slowest else 600.0
 
   def collect(self, episodes: list[int]):
-    """Pushes the policy, has `episodes` collected; returns (experience, infos)."""
+    """Pushes the policy, has `episodes` collected; returns (experience, infos).
+
+    Raises:
+      UserError: if the Reverb server goes away.
+    """
+    with _server_errors_as_user_errors(self._client):
+      return self._collect(episodes)
+
+  def _collect(self, episodes: list[int]):
     version = episodes[0]
     self._shared.version.assign(version)
     self._push()
@@ -245,7 +276,8 @@ class ReverbCollector:
     dropped = 0
     last_progress = time.monotonic()
     while len(received) < len(episodes):
-      if self._client.server_info()[EPISODES_TABLE].current_size == 0:
+      info = self._client.server_info(timeout=self._rpc_timeout)
+      if info[EPISODES_TABLE].current_size == 0:
         if time.monotonic() - last_progress > self._timeout():
           missing = [k for k in episodes if k not in received]
           self._say(
@@ -277,7 +309,8 @@ class ReverbCollector:
     """Tells collectors to stop once training is complete."""
     if finished:
       self._shared.finished.assign(True)
-      self._push()
+      with _server_errors_as_user_errors(self._client):
+        self._push()
 
 
 class _TicketFetcher:
@@ -329,6 +362,9 @@ def run_collector(
   """Collects episodes for the learner until it finishes; returns how many.
 
   The gin config must be the server's (`fetch_config`), parsed already.
+
+  Raises:
+    UserError: if the Reverb server goes away.
   """
   py_env, agent = build_agent(seed)
   policy = agent.collect_policy
@@ -339,7 +375,7 @@ def run_collector(
 
   def pull() -> bool:
     """Updates the policy if the learner pushed one; True once it finished."""
-    if client.server_info()[VARIABLES_TABLE].current_size:
+    if client.server_info(timeout=RPC_TIMEOUT_SECS)[VARIABLES_TABLE].current_size:
       # A new container each time: `tf.random.set_seed` (called per episode)
       # clears the eager context, and with it the container's Reverb client.
       reverb_variable_container.ReverbVariableContainer(
@@ -348,26 +384,27 @@ def run_collector(
     return bool(shared.finished.numpy())
 
   say(f"{name}: waiting for work")
-  while True:
-    ticket = tickets.get(timeout=poll_secs)
-    if ticket is not None:
-      tf.random.set_seed(seed * 1_000_003 + ticket[1])  # Resumable sampling.
-    if pull():
-      say(f"{name}: the learner finished; {done} episodes collected")
-      return done
-    if ticket is None:
-      continue
-    version, index = ticket
-    if version != int(shared.version.numpy()):
-      continue  # A ticket of an older policy.
-    start = time.perf_counter()
-    [episode] = episode_collection.collect_episodes(
-      [py_env], action, policy.get_initial_state, [index]
-    )
-    episode.info["seconds"] = time.perf_counter() - start
-    client.insert(_encode_episode(episode, version), {EPISODES_TABLE: 1.0})
-    done += 1
-    say(
-      f"{name}: episode {index} (policy {version}) in {episode.info['seconds']:.1f} s, "
-      f"return {episode.info['return']:.3f}"
-    )
+  with _server_errors_as_user_errors(client):
+    while True:
+      ticket = tickets.get(timeout=poll_secs)
+      if ticket is not None:
+        tf.random.set_seed(seed * 1_000_003 + ticket[1])  # Resumable sampling.
+      if pull():
+        say(f"{name}: the learner finished; {done} episodes collected")
+        return done
+      if ticket is None:
+        continue
+      version, index = ticket
+      if version != int(shared.version.numpy()):
+        continue  # A ticket of an older policy.
+      start = time.perf_counter()
+      [episode] = episode_collection.collect_episodes(
+        [py_env], action, policy.get_initial_state, [index]
+      )
+      episode.info["seconds"] = time.perf_counter() - start
+      client.insert(_encode_episode(episode, version), {EPISODES_TABLE: 1.0})
+      done += 1
+      say(
+        f"{name}: episode {index} (policy {version}) in {episode.info['seconds']:.1f} s, "
+        f"return {episode.info['return']:.3f}"
+      )

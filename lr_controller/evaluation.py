@@ -77,7 +77,6 @@ from lr_controller import (
   report,
   schedules,
 )
-from lr_controller import data as data_lib
 from lr_controller import env as env_lib
 from lr_controller import trainee as trainee_lib
 from lr_controller.errors import UserError
@@ -697,16 +696,13 @@ def tune_peers(
 
 
 def build_evaluation_trainee(seed: int) -> trainee_lib.Trainee:
-  """A gin-configured trainee on freshly loaded data: one per evaluated method.
+  """A gin-configured trainee: one per evaluated method.
 
-  tf.data draws the shuffle seed from TensorFlow's global seed when the
-  pipeline is built, and a second iterator over the same pipeline is shuffled
-  differently; so the global seed is set to `seed` and the data loaded anew.
-  Every trainee built with the same `seed` then trains on the same stream of
-  mini-batches, whatever ran before.
+  A trainee's run is a function of its seed (weights and batch order, see
+  `Trainee.reset`), so every method evaluated from the same seed trains on the
+  same initial weights and mini-batches, whatever ran before.
   """
-  tf.random.set_seed(seed)
-  return trainee_lib.build_trainee(seed=seed, data=data_lib.load_data())
+  return trainee_lib.build_trainee(seed=seed)
 
 
 def evaluate_setting(

@@ -48,17 +48,19 @@ def tiny_data(
   train, validation, test = make(num_train), make(num_validation), make(num_test)
   if repeat_one_batch:
     first = (train[0][:batch_size], train[1][:batch_size])
-    train_ds = tf.data.Dataset.from_tensors(first).repeat()
+    one_batch = tf.data.Dataset.from_tensors(first).repeat()
+
+    def train_fn(unused_seed):
+      return one_batch
+
   else:
-    train_ds = (
-      tf.data.Dataset.from_tensor_slices(train)
-      .shuffle(num_train, seed=seed, reshuffle_each_iteration=True)
-      .repeat()
-      .batch(batch_size, drop_remainder=True)
+    train_fn = data_lib.make_train_fn(
+      tf.constant(train[0]), tf.constant(train[1]), batch_size
     )
   return data_lib.Data(
     name="tiny",
-    train=train_ds.prefetch(2),
+    train=train_fn(seed),
+    train_fn=train_fn,
     validation=tf.data.Dataset.from_tensor_slices(validation)
     .batch(eval_batch_size)
     .cache(),

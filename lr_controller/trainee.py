@@ -9,7 +9,10 @@ the run, sets a new learning rate, and lets the run go on. `Trainee` is that run
   trainee.set_learning_rate(0.05)  # assigns the optimizer's variable: no retrace
 
 The learning rate lives in the optimizer's own `tf.Variable`, so changing it
-between chunks never retraces the compiled step. A run that produces a
+between chunks never retraces the compiled step. A run is a function of its
+seed: `reset(seed, ...)` (and `build_trainee(seed)`) draws the initial weights
+from it and starts the train stream `data.train_stream(seed)`, so the run of
+a seed sees the same weights and batches in any process. A run that produces a
 non-finite (or absurdly large) training loss is marked diverged and stops; it is
 reported, never raised.
 
@@ -152,7 +155,11 @@ class Trainee:
     divergence_loss: a chunk whose mean training loss is not finite or exceeds
       this (nats) marks the run diverged.
     final_layer_name: name of the output Dense layer (features read it).
-    jit_compile: compile the training loop with XLA.
+    jit_compile: compile the training step with XLA. Off by default: on a
+      2-core CPU, LeNet at batch 250, it ran at 0.49x the steps/s of the
+      plain graph (benchmarks/episode_profile.py; 0.6x measured before).
+    seed: seed of the train stream's batch order (`data.train_stream(seed)`);
+      None reads `data.train`. `reset` starts the stream of its own seed.
   """
 
   def __init__(
@@ -164,6 +171,7 @@ class Trainee:
     divergence_loss: float = DEFAULT_DIVERGENCE_LOSS,
     final_layer_name: str | None = official_models.FINAL_LAYER_NAME,
     jit_compile: bool = False,
+    seed: int | None = None,
   ):
     if isinstance(
       optimizer.learning_rate, tf.keras.optimizers.schedules.LearningRateSchedule
@@ -182,12 +190,18 @@ class Trainee:
     self._loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(
       from_logits=True, reduction=tf.keras.losses.Reduction.NONE
     )
-    self._train_iterator = iter(data.train)
+    train = data.train if seed is None else data.train_stream(seed)
+    self._train_iterator = iter(train)
     # The step may be XLA-compiled; the loop around it reads the input
-    # iterator, which XLA cannot, so it stays a plain graph.
+    # iterator, which XLA cannot, so it stays a plain graph. The iterator is
+    # an argument: `reset` starts a new one of the same spec, never a retrace.
     self._train_step = tf.function(self._train_step_impl, jit_compile=jit_compile)
     self._train_loop = tf.function(
-      self._train_loop_impl, input_signature=[tf.TensorSpec([None], tf.float32)]
+      self._train_loop_impl,
+      input_signature=[
+        tf.data.IteratorSpec(train.element_spec),
+        tf.TensorSpec([None], tf.float32),
+      ],
     )
     # Evaluation splits are held in memory as tensors (they are cached anyway):
     # a pass is then one compiled call with no input-pipeline start-up.
@@ -198,6 +212,8 @@ class Trainee:
     # Evaluate in batches of the size the data was batched at.
     self._eval_batch_size = int(next(iter(data.validation))[1].shape[0])
     image_spec = tf.TensorSpec([None, *data.input_shape], tf.float32)
+    # No XLA: on a 2-core CPU it ran the LeNet pass over 2,000 examples at
+    # 0.28x the passes/s of the plain graph (benchmarks/episode_profile.py).
     self._eval_pass = tf.function(
       self._eval_pass_impl,
       input_signature=[image_spec, tf.TensorSpec([None], tf.int32)],
@@ -221,17 +237,18 @@ class Trainee:
     self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
     return loss
 
-  def _train_loop_impl(self, learning_rates):
+  def _train_loop_impl(self, iterator, learning_rates):
     """Takes one optimizer step per entry of `learning_rates` (float32 [n]).
 
-    Step i uses rate `learning_rates[i]`; returns the mean training loss. The
-    rates are an argument, not baked-in Python, so every schedule and the
+    Step i reads the next batch of `iterator` and uses rate
+    `learning_rates[i]`; returns the mean training loss. Iterator and rates
+    are arguments, not captured state, so every seed, schedule and the
     controller share one trace.
     """
     num_steps = tf.shape(learning_rates)[0]
     total = tf.constant(0.0, tf.float32)
     for i in tf.range(num_steps):
-      images, labels = next(self._train_iterator)
+      images, labels = next(iterator)
       total += self._train_step(images, labels, learning_rates[i])
       self.step.assign_add(1)
     return total / tf.cast(num_steps, tf.float32)
@@ -290,7 +307,8 @@ class Trainee:
       raise RuntimeError("the trainee diverged; reset it before training further")
     if num_steps <= 0:
       raise ValueError(f"num_steps must be positive, got {num_steps}")
-    loss = float(self._train_loop(self._step_rates(num_steps)))
+    rates = self._step_rates(num_steps)
+    loss = float(self._train_loop(self._train_iterator, rates))
     if not math.isfinite(loss) or loss > self.divergence_loss:
       self.diverged = True
     return loss
@@ -356,13 +374,15 @@ class Trainee:
     learning_rate: float,
     schedule: Callable[[tf.Tensor], tf.Tensor] | None = None,
   ) -> None:
-    """Starts a fresh run on the same compiled graph (new initial weights from `seed`).
+    """Starts a fresh run of `seed` on the same compiled graph.
 
     A fresh copy of the architecture is built under `seed` and its initial
-    weights are copied in; the optimizer's slots and step counters are zeroed.
+    weights are copied in; the optimizer's slots and step counters are zeroed;
+    training reads a new stream, `data.train_stream(seed)`. Weights and batch
+    order are thus functions of `seed` (and the data) only, whatever ran before.
 
     Args:
-      seed: seeds the new initial weights.
+      seed: seeds the new initial weights and the batch order.
       learning_rate: the rate of the first step (when there is no schedule).
       schedule: the new run's per-step schedule, or None.
     """
@@ -370,6 +390,7 @@ class Trainee:
     tf.keras.utils.set_random_seed(seed)
     fresh = tf.keras.Model.from_config(self.model.get_config())
     self.model.set_weights(fresh.get_weights())
+    self._train_iterator = iter(self.data.train_stream(seed))
     for variable in self.optimizer.variables:
       variable.assign(tf.zeros_like(variable))
     self.set_learning_rate(check_learning_rate(learning_rate))
@@ -393,13 +414,14 @@ def build_trainee(
   """Builds a trainee from gin-configured data, model and optimizer.
 
   Args:
-    seed: seeds the initial weights (and Python/NumPy/TF global generators).
+    seed: seeds the initial weights, the batch order (`data.train_stream`) and
+      Python/NumPy/TF global generators: the run `reset(seed, ...)` starts.
     data: the data; None loads it with `data.load_data()` as configured by gin.
     model_name: a builder of `official_models.build_model`.
     initial_learning_rate: the optimizer's starting learning rate.
     schedule: optional per-step schedule; overrides the rate at every step.
     divergence_loss: see `Trainee`.
-    jit_compile: XLA-compile the training loop.
+    jit_compile: XLA-compile the training step (see `Trainee`).
 
   Returns:
     A Trainee at step 0.
@@ -418,6 +440,7 @@ def build_trainee(
     schedule=schedule,
     divergence_loss=divergence_loss,
     jit_compile=jit_compile,
+    seed=seed,
   )
 
 

@@ -198,6 +198,36 @@ class DigitsTest(tf.test.TestCase):
     self.assertAllEqual(y0, y1)
     self.assertNotAllEqual(x0, x2)
 
+  def test_train_stream_order_is_a_function_of_the_seed_only(self):
+    d = data.load_data(data_dir=self.data_dir, batch_size=300, seed=0)
+    again = data.load_data(data_dir=self.data_dir, batch_size=300, seed=9)
+
+    def order(dataset, batches=10):
+      """Source indices [batches * 300] of the examples a stream visits."""
+      x, _ = _as_numpy(dataset.take(batches))
+      keys = [image.tobytes() for image in np.rint(x * 255.0).astype(np.uint8)]
+      return np.array([index[k] for k in keys])
+
+    train_x, _ = _as_numpy(d.train.take(10))
+    pixels = np.rint(train_x[:1000] * 255.0).astype(np.uint8)
+    index = {image.tobytes(): i for i, image in enumerate(pixels)}
+    self.assertLen(index, 1000)  # The first 1,000 are one epoch: all distinct.
+    first = order(d.train_stream(3))
+    order(d.train_stream(3), 4)  # Reading a stream leaves the next one alone,
+    tf.random.set_seed(123)  # and so does TF's global seed.
+    self.assertAllEqual(order(d.train_stream(3)), first)
+    self.assertAllEqual(order(again.train_stream(3)), first)  # Any `Data`.
+    self.assertAllEqual(order(d.train), order(again.train_stream(0)))
+    self.assertNotAllEqual(order(d.train_stream(4)), first)
+    # Every epoch of 1,000 is a new permutation; batches span epoch ends.
+    epochs = first.reshape(3, 1000)
+    for epoch in epochs:
+      self.assertAllEqual(np.sort(epoch), np.arange(1000))
+    self.assertNotAllEqual(epochs[0], epochs[1])
+    self.assertEqual(d.train_stream(3).element_spec, d.train.element_spec)
+    # Autotuning off: its thread would stall dropping an iterator (per reset).
+    self.assertFalse(d.train_stream(3).options().autotune.enabled)
+
   def test_validation_and_train_examples_keep_the_first_n(self):
     full = data.load_data(data_dir=self.data_dir, eval_batch_size=100)
     part = data.load_data(
@@ -248,6 +278,47 @@ class DigitsTest(tf.test.TestCase):
     for kwargs in ({"batch_size": 0}, {"eval_batch_size": -1}, {"shuffle_buffer": 0}):
       with self.assertRaisesRegex(UserError, "must be a positive integer"):
         data.load_data(data_dir=self.data_dir, **kwargs)
+
+
+class TrainFnTest(tf.test.TestCase):
+  """`make_train_fn` and the `Data.train_stream` of a hand-built `Data`."""
+
+  def test_batches_are_epoch_permutations_preprocessed_whole(self):
+    images = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1) * 20
+    labels = np.arange(10, dtype=np.int64)
+    calls = []
+
+    def preprocess(x, y):
+      calls.append(x.shape.as_list())  # Traced once, on a whole batch.
+      return tf.cast(x, tf.float32) / 255.0, tf.cast(y, tf.int32)
+
+    stream = data.make_train_fn(images, labels, batch_size=4, preprocess=preprocess)
+    batches = list(stream(7).take(5))  # 20 examples: exactly 2 epochs.
+    self.assertEqual(calls, [[4, 1, 1, 1]])
+    x = np.concatenate([b[0].numpy() for b in batches])[:, 0, 0, 0]
+    y = np.concatenate([b[1].numpy() for b in batches])
+    self.assertEqual(batches[0][1].dtype, tf.int32)
+    self.assertAllClose(x, y * 20 / 255.0)  # Images and labels stay paired.
+    self.assertAllEqual(np.sort(y[:10]), np.arange(10))
+    self.assertAllEqual(np.sort(y[10:]), np.arange(10))
+    self.assertNotAllEqual(y[:10], y[10:])
+    again = np.concatenate([b[1].numpy() for b in stream(7).take(5)])
+    self.assertAllEqual(again, y)
+
+  def test_hand_built_data_without_train_fn_has_one_stream(self):
+    train = tf.data.Dataset.from_tensors(
+      (tf.zeros([2, 1, 1, 1]), tf.zeros([2], tf.int32))
+    )
+    d = data.Data(
+      name="hand",
+      train=train.repeat(),
+      validation=train,
+      test=train,
+      input_shape=(1, 1, 1),
+      num_classes=1,
+      num_examples={"train": 2, "validation": 2, "test": 2},
+    )
+    self.assertIs(d.train_stream(5), d.train)
 
 
 class OtherDatasetsTest(tf.test.TestCase):

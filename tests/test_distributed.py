@@ -19,6 +19,7 @@ import tensorflow as tf
 from tf_agents.utils import common
 
 from lr_controller import constants, distributed, episode_collection, gin_utils
+from lr_controller.errors import UserError
 
 _ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
 _TOY_GIN = [
@@ -112,6 +113,22 @@ class ProtocolTest(tf.test.TestCase):
       self.assertTrue(bool(pulled.finished.numpy()))
     finally:
       server.stop()
+
+  def test_a_lost_server_is_one_user_error(self):
+    gin_utils.parse_gin(
+      ["controller/noisy_quadratic.gin"],
+      ["create_environment.num_steps=40"],
+      finalize=False,
+    )
+    server = distributed.make_server(port=_free_port(), seed=0)
+    client = distributed.connect(f"localhost:{server.port}", timeout=10, say=print)
+    _, agent = distributed.build_agent(0)
+    learner = distributed.ReverbCollector(
+      agent, client, None, print, rpc_timeout_secs=2
+    )
+    server.stop()
+    with self.assertRaisesRegex(UserError, "lost the Reverb server at localhost"):
+      learner.collect([0, 1])
 
 
 class EndToEndTest(tf.test.TestCase):

@@ -32,22 +32,27 @@ def _final_loss(env, act):
 
 
 class LearningTest(tf.test.TestCase):
-
   def test_learned_controller_beats_a_constant_rate_on_a_noisy_quadratic(self):
     tf.config.experimental.enable_op_determinism()
     # Process-wide: switch it off again for the tests that follow.
     self.addCleanup(tf_config.disable_op_determinism)
     root = self.create_tempdir().full_path
     gin_utils.parse_gin(["controller/noisy_quadratic.gin"], [], finalize=False)
-    result = controller_training.train_controller(root, seed=0, num_episodes=60, say=lambda s: None)
+    result = controller_training.train_controller(
+      root, seed=0, num_episodes=60, say=lambda s: None
+    )
     self.assertEqual(result["episodes"], 60)
-    policy = tf.saved_model.load(f"{root}/{constants.POLICIES_DIR}/{constants.GREEDY_POLICY_DIR}")
+    policy = tf.saved_model.load(
+      f"{root}/{constants.POLICIES_DIR}/{constants.GREEDY_POLICY_DIR}"
+    )
     env = env_lib.create_environment(seed=0)
 
     def greedy(observation, first, state):
       if state is None:
         state = policy.get_initial_state(tf.constant(1))
-      out = policy.action(tf.constant(observation[None]), tf.constant([0 if first else 1]), state)
+      out = policy.action(
+        tf.constant(observation[None]), tf.constant([0 if first else 1]), state
+      )
       return out["action"].numpy()[0], out["state"]
 
     learned = _final_loss(env, greedy)

@@ -4,8 +4,10 @@ import math
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
 import official_models
+from lr_controller import data as data_lib
 from lr_controller import schedules, testing
 from lr_controller import trainee as trainee_lib
 from lr_controller.errors import UserError
@@ -18,6 +20,28 @@ def _tiny_model(seed=0, num_classes=10):
   x = tf.keras.layers.Dense(16, activation="relu")(x)
   outputs = tf.keras.layers.Dense(num_classes, name="logits")(x)
   return tf.keras.Model(inputs, outputs)
+
+
+def _seeded_data(batch_size=16):
+  """Mock 8x8 digits through `load_data`: 64 examples a split, per-seed streams."""
+  with tfds.testing.mock_data(num_examples=64):
+    return data_lib.load_data(batch_size=batch_size, eval_batch_size=16)
+
+
+def _sgd_replay(weights, batches, lr):
+  """Weights after plain SGD steps on `batches` from `weights`, in eager TF."""
+  model = _tiny_model()
+  model.set_weights(weights)
+  for images, labels in batches:
+    with tf.GradientTape() as tape:
+      logits = model(images, training=True)
+      loss = tf.reduce_mean(
+        tf.keras.losses.sparse_categorical_crossentropy(labels, logits, True)
+      )
+    grads = tape.gradient(loss, model.trainable_variables)
+    for v, g in zip(model.trainable_variables, grads):
+      v.assign_sub(lr * g)
+  return model.get_weights()
 
 
 def _trainee(lr=0.05, momentum=0.0, schedule=None, data=None, seed=0, **kwargs):
@@ -81,6 +105,62 @@ class TraineeTest(tf.test.TestCase):
     trainee.train(3)
     self.assertAllClose(trainee.learning_rate, 0.07)
     self.assertEqual(trainee._train_loop.experimental_get_tracing_count(), 1)
+
+  def test_run_of_a_seed_does_not_depend_on_what_ran_before(self):
+    data = _seeded_data()
+    fresh = _trainee(data=data, seed=0)
+    used = _trainee(data=data, seed=1)
+    used.reset(5, 0.3)  # Another episode first: it reads 13 batches.
+    used.train(6)
+    used.validate()
+    used.train(7)
+    runs = []
+    for trainee in (fresh, used):
+      trainee.reset(seed=2, learning_rate=0.05)
+      initial = trainee.model.get_weights()
+      losses = [trainee.train(3), trainee.train(5)]
+      runs.append((losses, trainee.model.get_weights()))
+    self.assertEqual(runs[0][0], runs[1][0])
+    for a, b in zip(runs[0][1], runs[1][1]):
+      np.testing.assert_array_equal(a, b)
+    # Independently: SGD on the first 8 batches of the seed's own stream.
+    expected = _sgd_replay(initial, data.train_stream(2).take(8), lr=0.05)
+    for a, b in zip(runs[0][1], expected):
+      self.assertAllClose(a, b, atol=1e-6)
+
+  def test_build_trainee_of_a_seed_is_the_run_reset_starts(self):
+    data = _seeded_data()
+    built = trainee_lib.build_trainee(seed=4, data=data, initial_learning_rate=0.05)
+    other = trainee_lib.build_trainee(seed=0, data=data, initial_learning_rate=0.05)
+    other.train(3)
+    other.reset(seed=4, learning_rate=0.05)
+    for trainee in (built, other):
+      trainee.train(4)
+    for a, b in zip(built.model.get_weights(), other.model.get_weights()):
+      np.testing.assert_array_equal(a, b)
+
+  def test_seeds_give_different_batch_orders(self):
+    data = _seeded_data()
+    trainee = _trainee(data=data)
+    start = trainee.model.get_weights()
+    weights = []
+    for seed in (1, 2, 1):
+      trainee.reset(seed=seed, learning_rate=0.05)
+      trainee.model.set_weights(start)  # Same weights: only the batches differ.
+      trainee.train(2)
+      weights.append(trainee.model.get_weights())
+    self.assertNotAllClose(weights[0][0], weights[1][0])
+    for a, b in zip(weights[0], weights[2]):
+      np.testing.assert_array_equal(a, b)
+
+  def test_one_trace_across_resets_with_different_seeds(self):
+    trainee = _trainee(data=_seeded_data())
+    for seed in (3, 1, 4, 1, 5):
+      trainee.reset(seed=seed, learning_rate=0.05)
+      trainee.train(seed)
+      trainee.validate(keep_probabilities=True)
+    self.assertEqual(trainee._train_loop.experimental_get_tracing_count(), 1)
+    self.assertEqual(trainee._eval_pass.experimental_get_tracing_count(), 1)
 
   def test_divergence_is_reported_not_raised(self):
     trainee = _trainee(lr=1e6)
