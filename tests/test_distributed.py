@@ -36,6 +36,19 @@ def _free_port():
     return s.getsockname()[1]
 
 
+def _processes_mentioning(text):
+  """Pids of live processes whose command line contains `text`."""
+  found = []
+  for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+      with open(f"/proc/{pid}/cmdline", "rb") as f:
+        if text.encode() in f.read():
+          found.append(int(pid))
+    except OSError:
+      continue
+  return found
+
+
 class ProtocolTest(tf.test.TestCase):
   """The learner's side against a scripted collector, all in this process."""
 
@@ -265,6 +278,24 @@ class EndToEndTest(tf.test.TestCase):
       sorted(os.listdir(os.path.join(root, "logs"))),
       ["collect_0.log", "collect_1.log", "reverb.log", "train.log"],
     )
+    # A launcher killed mid-run stops every job it started.
+    port = _free_port()
+    killed_root = os.path.join(root, "killed")
+    launcher = subprocess.Popen(
+      command[:3]
+      + [f"--root_dir={killed_root}", f"--reverb_port={port}", "--num_episodes=5000"]
+      + _TOY_GIN,
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.DEVNULL,
+      env=_ENV,
+    )
+    episodes = os.path.join(killed_root, constants.EPISODES_JSONL)
+    deadline = time.time() + 240
+    while time.time() < deadline and not os.path.exists(episodes):
+      time.sleep(0.5)
+    launcher.terminate()
+    self.assertEqual(launcher.wait(timeout=120), 143)
+    self.assertEqual(_processes_mentioning(str(port)), [])
     # Bad gin stops the launcher before any job starts.
     bad = subprocess.run(
       command[:-3] + ["--gin_file=missing.gin"],

@@ -15,6 +15,7 @@ your scheduler instead.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -131,9 +132,12 @@ def main(argv):
     f"(logs in {log_dir})"
   )
   jobs = [server, *collectors, learner]
+  # A `kill` of the launcher stops its jobs too (the `finally` below).
+  signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
   try:
     code = _supervise(server, collectors, learner)
   finally:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # Let the clean-up finish.
     # Collectors stop by themselves once the learner has finished; give them
     # a moment to see it, then stop whatever is left.
     deadline = time.monotonic() + 15
