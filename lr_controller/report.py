@@ -322,6 +322,17 @@ def _log_val_losses(runs: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
   return np.asarray(steps, np.float64), values
 
 
+def _finish_axes(ax, ylabel: str, title: str, fontsize=None) -> None:
+  """Log y axis, labels, grid and (if anything is labelled) the legend."""
+  _log_y(ax)
+  ax.set_xlabel("training step")
+  ax.set_ylabel(ylabel)
+  ax.set_title(title)
+  ax.grid(True, which="both", alpha=0.3)
+  if ax.get_legend_handles_labels()[0]:
+    ax.legend(fontsize=fontsize)
+
+
 def _log_y(ax) -> None:
   """A log y axis with plain tick labels (2.2, not 2.2 x 10^0).
 
@@ -371,13 +382,7 @@ def plot_val_loss(path: str, results: dict) -> str:
       ax.fill_between(
         steps, np.exp(mean - std), np.exp(mean + std), color=color, alpha=0.2
       )
-    _log_y(ax)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("validation loss (nats, log scale)")
-    ax.set_title(setting["name"])
-    ax.grid(True, which="both", alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-      ax.legend()
+    _finish_axes(ax, "validation loss (nats, log scale)", setting["name"])
   figure.savefig(path, dpi=120)
   return path
 
@@ -418,13 +423,7 @@ def plot_lr_schedules(path: str, results: dict) -> str:
         linewidth=1.5,
         label="step decay (baseline)",
       )
-    _log_y(ax)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("learning rate (log scale)")
-    ax.set_title(setting["name"])
-    ax.grid(True, which="both", alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-      ax.legend(fontsize="small")
+    _finish_axes(ax, "learning rate (log scale)", setting["name"], fontsize="small")
   figure.savefig(path, dpi=120)
   return path
 
