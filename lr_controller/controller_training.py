@@ -42,6 +42,7 @@ import tensorflow as tf
 from tf_agents.drivers import dynamic_episode_driver
 from tf_agents.environments import tf_py_environment
 from tf_agents.replay_buffers import tf_uniform_replay_buffer
+from tf_agents.specs import tensor_spec
 from tf_agents.utils import common
 
 from lr_controller import agent as agent_lib
@@ -74,6 +75,31 @@ def _check_compatible(root_dir: str, config: dict) -> None:
     )
 
 
+def build_environment_and_agent(seed: int, train_step: tf.Variable | None = None):
+  """The gin-configured environment (no trainee built yet) and PPO agent.
+
+  Seeds Python, NumPy and TensorFlow with `seed` first: Keras initializers
+  without a seed (tf-agents' networks) draw theirs from NumPy's generator.
+
+  Args:
+    seed: base seed of the agent's initial weights and the episodes.
+    train_step: the agent's int64 step counter; None makes one.
+
+  Returns:
+    (py_env, agent).
+  """
+  tf.keras.utils.set_random_seed(seed)
+  py_env = env_lib.create_environment(seed=seed)
+  if train_step is None:
+    train_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
+  agent = agent_lib.create_agent(
+    tensor_spec.from_spec(py_env.time_step_spec()),
+    tensor_spec.from_spec(py_env.action_spec()),
+    train_step_counter=train_step,
+  )
+  return py_env, agent
+
+
 class DriverCollector:
   """The paper's loop: tf-agents' episode driver on one in-process environment.
 
@@ -81,9 +107,10 @@ class DriverCollector:
   around the Python environment, stepped through `tf.numpy_function`).
   """
 
-  def __init__(self, py_env, tf_env, agent, seed: int, episodes_per_update: int):
+  def __init__(self, py_env, agent, seed: int, episodes_per_update: int):
     self._py_env = py_env
     self._seed = seed
+    tf_env = tf_py_environment.TFPyEnvironment(py_env)
     self._replay_buffer = tf_uniform_replay_buffer.TFUniformReplayBuffer(
       agent.collect_data_spec,
       batch_size=tf_env.batch_size,
@@ -107,7 +134,7 @@ class DriverCollector:
       self._time_step = self._tf_env.reset()
     infos = []
     for episode in episodes:
-      tf.random.set_seed(self._seed * 1_000_003 + episode)  # Resumable sampling.
+      tf.random.set_seed(env_lib.episode_seed(self._seed, episode))  # Resumable.
       start = time.perf_counter()
       # The driver counts an episode when it steps past its LAST time step,
       # which auto-resets the environment: that reset starts the next
@@ -147,7 +174,7 @@ class ParallelCollector:
     n = len(self._envs)
     for first in range(0, len(episodes), n):
       indices = episodes[first : first + n]
-      tf.random.set_seed(self._seed * 1_000_003 + indices[0])  # Resumable sampling.
+      tf.random.set_seed(env_lib.episode_seed(self._seed, indices[0]))  # Resumable.
       start = time.perf_counter()
       batch = episode_collection.collect_episodes(
         self._envs, self._action, self._policy.get_initial_state, indices
@@ -208,16 +235,9 @@ def train_controller(
       f"num_parallel_envs ({num_parallel_envs}): PPO trains on each round of "
       "parallel episodes together (set train_controller.episodes_per_update)"
     )
-  # Python's, NumPy's and TensorFlow's seeds: Keras initializers without a
-  # seed (tf-agents' networks) draw theirs from NumPy's global generator.
-  tf.keras.utils.set_random_seed(seed)
-  py_env = env_lib.create_environment(seed=seed)
-  tf_env = tf_py_environment.TFPyEnvironment(py_env)
   train_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
   episodes_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="episodes_done")
-  agent = agent_lib.create_agent(
-    tf_env.time_step_spec(), tf_env.action_spec(), train_step_counter=train_step
-  )
+  py_env, agent = build_environment_and_agent(seed, train_step)
   config = {
     "features": list(py_env.feature_names),
     "reward": py_env.reward_name,
@@ -289,7 +309,7 @@ def train_controller(
     say(f"starting {num_parallel_envs} environments in parallel processes")
     collector = ParallelCollector(agent, seed, num_parallel_envs)
   else:
-    collector = DriverCollector(py_env, tf_env, agent, seed, episodes_per_update)
+    collector = DriverCollector(py_env, agent, seed, episodes_per_update)
   writer = tf.summary.create_file_writer(train_dir)
   update_seconds, update_sizes = [], []
   last_row = kept[-1] if kept else None

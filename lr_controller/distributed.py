@@ -48,9 +48,8 @@ import tensorflow as tf
 from tf_agents.experimental.distributed import reverb_variable_container
 from tf_agents.utils import common
 
-from lr_controller import agent as agent_lib
+from lr_controller import controller_training, episode_collection
 from lr_controller import env as env_lib
-from lr_controller import episode_collection
 from lr_controller.errors import UserError
 
 VARIABLES_TABLE = reverb_variable_container.DEFAULT_TABLE
@@ -86,24 +85,10 @@ class SharedVariables:
     return tf.nest.map_structure(lambda v: tf.TensorSpec(v.shape, v.dtype), self.nest)
 
 
-def build_agent(seed: int):
-  """The environment (no trainee built yet) and PPO agent of the gin config."""
-  tf.keras.utils.set_random_seed(seed)
-  py_env = env_lib.create_environment(seed=seed)
-  from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
-
-  agent = agent_lib.create_agent(
-    tensor_spec.from_spec(py_env.time_step_spec()),
-    tensor_spec.from_spec(py_env.action_spec()),
-    train_step_counter=tf.Variable(0, dtype=tf.int64, name="train_step"),
-  )
-  return py_env, agent
-
-
 def make_server(port: int, seed: int = 0) -> reverb.Server:
   """Starts the Reverb server of the gin config on `port` and publishes the config."""
   gin_config = gin.config_str()
-  _, agent = build_agent(seed)
+  _, agent = controller_training.build_environment_and_agent(seed)
   shared = SharedVariables(agent)
 
   def single(name, signature):
@@ -366,7 +351,7 @@ def run_collector(
   Raises:
     UserError: if the Reverb server goes away.
   """
-  py_env, agent = build_agent(seed)
+  py_env, agent = controller_training.build_environment_and_agent(seed)
   policy = agent.collect_policy
   shared = SharedVariables(agent)
   action = common.function(policy.action, autograph=False)
@@ -388,7 +373,7 @@ def run_collector(
     while True:
       ticket = tickets.get(timeout=poll_secs)
       if ticket is not None:
-        tf.random.set_seed(seed * 1_000_003 + ticket[1])  # Resumable sampling.
+        tf.random.set_seed(env_lib.episode_seed(seed, ticket[1]))  # Resumable.
       if pull():
         say(f"{name}: the learner finished; {done} episodes collected")
         return done

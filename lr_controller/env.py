@@ -46,6 +46,15 @@ INFO = {
   "crash": "non-finite or too large training loss ends the episode with a penalty",
 }
 
+# Episode k of base seed s trains the trainee of seed s * SEED_STRIDE + k.
+SEED_STRIDE = 1_000_003
+
+
+def episode_seed(seed: int, episode: int) -> int:
+  """Trainee seed of episode `episode` (0-based) of base seed `seed`."""
+  return seed * SEED_STRIDE + episode
+
+
 # Largest absolute value an observation entry may take (a guard, not a scale).
 _OBSERVATION_LIMIT = 1e6
 
@@ -154,7 +163,7 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
 
   def episode_seed(self, episode: int) -> int:
     """Seed of the trainee of episode `episode` (0-based)."""
-    return self._seed * 1_000_003 + episode
+    return episode_seed(self._seed, episode)
 
   def seed_next_episode(self, seed: int) -> None:
     """Makes the next reset start a trainee from `seed` (evaluation runs)."""

@@ -85,7 +85,7 @@ RESULTS_FORMAT = "lr_controller.evaluation/1"
 
 # Evaluation run i of seed s uses trainee seed s * SEED_STRIDE + EVAL_SEED_OFFSET + i
 # (see the module docstring): SEED_STRIDE is env.episode_seed's stride.
-SEED_STRIDE = 1_000_003
+SEED_STRIDE = env_lib.SEED_STRIDE
 EVAL_SEED_OFFSET = 500_000
 _MAX_SEED = 2**32 - 1  # NumPy's seeds are 32-bit.
 

@@ -18,7 +18,13 @@ import time
 import tensorflow as tf
 from tf_agents.utils import common
 
-from lr_controller import constants, distributed, episode_collection, gin_utils
+from lr_controller import (
+  constants,
+  controller_training,
+  distributed,
+  episode_collection,
+  gin_utils,
+)
 from lr_controller.errors import UserError
 
 _ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
@@ -65,7 +71,7 @@ class ProtocolTest(tf.test.TestCase):
       config, seed = distributed.fetch_config(client)
       self.assertEqual(seed, 1)
       self.assertIn("build_noisy_quadratic", config)
-      py_env, agent = distributed.build_agent(seed)
+      py_env, agent = controller_training.build_environment_and_agent(seed)
       said = []
       learner = distributed.ReverbCollector(
         agent, client, reissue_after_secs=1.0, say=said.append
@@ -135,7 +141,7 @@ class ProtocolTest(tf.test.TestCase):
     )
     server = distributed.make_server(port=_free_port(), seed=0)
     client = distributed.connect(f"localhost:{server.port}", timeout=10, say=print)
-    _, agent = distributed.build_agent(0)
+    _, agent = controller_training.build_environment_and_agent(0)
     learner = distributed.ReverbCollector(
       agent, client, None, print, rpc_timeout_secs=2
     )
