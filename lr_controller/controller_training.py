@@ -48,7 +48,7 @@ from tf_agents.utils import common
 from lr_controller import agent as agent_lib
 from lr_controller import constants, episode_collection, export, io_utils
 from lr_controller import env as env_lib
-from lr_controller.errors import UserError
+from lr_controller.errors import UserError, first_line
 
 CONTROLLER_CONFIG_JSON = "controller_config.json"
 
@@ -261,7 +261,7 @@ def train_controller(
     if checkpointer.checkpoint_exists:
       status.assert_existing_objects_matched()
   except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
-    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    first = first_line(e)
     raise UserError(
       f"checkpoint in {train_dir} does not match this configuration: {first}"
     ) from None

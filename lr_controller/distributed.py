@@ -50,7 +50,7 @@ from tf_agents.utils import common
 
 from lr_controller import controller_training, episode_collection
 from lr_controller import env as env_lib
-from lr_controller.errors import UserError
+from lr_controller.errors import UserError, first_line
 
 VARIABLES_TABLE = reverb_variable_container.DEFAULT_TABLE
 TICKETS_TABLE = "tickets"
@@ -111,7 +111,7 @@ def make_server(port: int, seed: int = 0) -> reverb.Server:
     server = reverb.Server(tables, port=port)
   except (RuntimeError, ValueError) as e:
     raise UserError(
-      f"cannot start a Reverb server on port {port}: {_first_line(e)}"
+      f"cannot start a Reverb server on port {port}: {first_line(e)}"
     ) from None
   publish_config(reverb.Client(f"localhost:{server.port}"), gin_config, seed)
   return server
@@ -124,12 +124,8 @@ def _server_errors_as_user_errors(client: reverb.Client):
     yield
   except _CONNECTION_ERRORS + (tf.errors.NotFoundError, tf.errors.CancelledError) as e:
     raise UserError(
-      f"lost the Reverb server at {client.server_address}: {_first_line(e)}"
+      f"lost the Reverb server at {client.server_address}: {first_line(e)}"
     ) from None
-
-
-def _first_line(error: BaseException) -> str:
-  return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def connect(address: str, timeout: float, say: Callable[[str], None]) -> reverb.Client:
@@ -231,7 +227,7 @@ class ReverbCollector:
       self._container.push(self._shared.nest)
     except (tf.errors.InvalidArgumentError, ValueError) as e:
       raise UserError(
-        f"the Reverb server's variables do not match this agent: {_first_line(e)}"
+        f"the Reverb server's variables do not match this agent: {first_line(e)}"
       ) from None
 
   def _issue(self, version: int, episodes) -> None:

@@ -8,3 +8,8 @@ message that names the bad value and what would be accepted.
 
 class UserError(ValueError):
   """A bad input from the user: printed as one line, never as a traceback."""
+
+
+def first_line(error: BaseException) -> str:
+  """The first line of `error`'s message (gin and gRPC append more), else its type."""
+  return (str(error).strip().splitlines() or [type(error).__name__])[0]

@@ -79,7 +79,7 @@ from lr_controller import (
 )
 from lr_controller import env as env_lib
 from lr_controller import trainee as trainee_lib
-from lr_controller.errors import UserError
+from lr_controller.errors import UserError, first_line
 
 RESULTS_FORMAT = "lr_controller.evaluation/1"
 
@@ -220,7 +220,7 @@ def load_task_set(path: str) -> TaskSet:
   except (TypeError, ValueError) as e:
     if isinstance(e, UserError):
       raise
-    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    first = first_line(e)
     raise UserError(f"{path} does not define a task set: {first}") from None
   finally:
     gin.clear_config()
@@ -313,7 +313,7 @@ def load_policy(policy_dir: str | None) -> tuple[Any, dict]:
     policy = tf.saved_model.load(policy_dir)
     metadata = json.loads(policy.get_metadata().numpy())
   except (AttributeError, OSError, ValueError, tf.errors.OpError) as e:
-    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    first = first_line(e)
     raise UserError(f"cannot load the controller in {policy_dir}: {first}") from None
   missing = [k for k in ("features", "action_interval") if k not in metadata]
   if missing:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from absl import app, flags, logging
 
 from lr_controller import gin_utils
-from lr_controller.errors import UserError
+from lr_controller.errors import UserError, first_line
 
 flags.DEFINE_string(
   "root_dir", None, "Directory for this run's outputs (created if missing)."
@@ -75,8 +75,7 @@ def _guarded(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
       main(argv)
     except UserError as e:
       # gin appends "In call to configurable ..." lines: keep the first one.
-      lines = str(e).strip().splitlines() or [type(e).__name__]
-      print(f"error: {lines[0]}", file=sys.stderr)
+      print(f"error: {first_line(e)}", file=sys.stderr)
       sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
       print("interrupted", file=sys.stderr)

@@ -11,7 +11,7 @@ from absl import flags
 
 from lr_controller import data as data_lib
 from lr_controller.bin import cli
-from lr_controller.errors import UserError
+from lr_controller.errors import UserError, first_line
 
 flags.DEFINE_string("dataset", None, f"One of: {', '.join(sorted(data_lib.SPLITS))}.")
 flags.DEFINE_string(
@@ -39,7 +39,7 @@ def main(argv):
   try:
     tfds.builder(name, data_dir=data_dir, try_gcs=False).download_and_prepare()
   except Exception as e:  # noqa: BLE001 - any download failure becomes one line.
-    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    first = first_line(e)
     raise UserError(f"could not prepare {name} in {data_dir}: {first}") from None
   cli.say(f"done: {name} is prepared in {data_dir}")
 
