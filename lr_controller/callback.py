@@ -71,7 +71,6 @@ directory is accepted too.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import math
 import os
@@ -80,186 +79,18 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from lr_controller import constants
+from lr_controller import controller as controller_lib
 from lr_controller import features as features_lib
-from lr_controller.errors import UserError
-
-# `export.FORMAT`; not imported from there because `export` imports tf_agents,
-# and the callback must run with TensorFlow alone.
-POLICY_FORMAT = "lr_controller.policy/1"
-
-_REQUIRED_METADATA = (
-  "features",
-  "action_interval",
-  "max_log_factor",
-  "min_learning_rate",
-  "max_learning_rate",
-)
+from lr_controller.errors import UserError, first_line
 
 # Features read from the model's outputs on fixed inputs.
 _PROBABILITY_FEATURES = ("prediction_variance", "prediction_change_variance")
-
-# The environment's guard on observation entries (`env._OBSERVATION_LIMIT`).
-_OBSERVATION_LIMIT = 1e6
 
 # Examples per forward pass when validating.
 _EVAL_BATCH_SIZE = 256
 
 # Columns of `lr_log_path` (and keys of `LearnedLRScheduler.history`).
 LOG_FIELDS = ("step", "lr", "action", "val_loss", "train_loss")
-
-
-@dataclasses.dataclass(frozen=True)
-class Policy:
-  """A loaded, validated controller policy.
-
-  Attributes:
-    module: the restored SavedModel (`action`, `get_initial_state`,
-      `get_metadata`; see `lr_controller.export`).
-    path: the policy directory.
-    metadata: the policy's metadata dict.
-    feature_names: observation features, in order.
-    observation_size: length of the observation the policy takes.
-    action_interval: trainee steps per decision in controller training.
-    max_log_factor: largest |action| (log of the largest factor).
-    min_learning_rate: lower bound on the learning rate.
-    max_learning_rate: upper bound on the learning rate.
-  """
-
-  module: Any
-  path: str
-  metadata: dict
-  feature_names: tuple[str, ...]
-  observation_size: int
-  action_interval: int
-  max_log_factor: float
-  min_learning_rate: float
-  max_learning_rate: float
-
-
-def _one_line(error: BaseException) -> str:
-  text = " ".join(str(error).split())
-  return (text or type(error).__name__)[:300]
-
-
-def _resolve_policy_dir(policy_dir: str | os.PathLike) -> str:
-  path = os.fspath(policy_dir)
-  if not os.path.isdir(path):
-    raise UserError(f"policy directory not found: {path}")
-  if tf.saved_model.contains_saved_model(path):
-    return path
-  nested = os.path.join(path, constants.POLICIES_DIR, constants.GREEDY_POLICY_DIR)
-  if tf.saved_model.contains_saved_model(nested):
-    return nested  # The root directory of a controller run.
-  raise UserError(
-    f"{path} is not a controller policy: no SavedModel there (expected "
-    f"ROOT/{constants.POLICIES_DIR}/{constants.GREEDY_POLICY_DIR} of train_controller)"
-  )
-
-
-def _observation_size(module, path: str) -> int:
-  """Length of the observation of the policy's `action` signature."""
-  try:
-    signature = getattr(module.action, "input_signature", None)
-    if signature is None:
-      signature = module.action.concrete_functions[0].structured_input_signature[0]
-    size = tf.TensorShape(signature[0].shape)[-1]
-  except (AttributeError, IndexError, TypeError, ValueError):
-    size = None
-  if size is None:
-    raise UserError(f"policy {path}: its action signature has no observation size")
-  return int(size)
-
-
-def _number(metadata: dict, key: str, path: str) -> float:
-  value = metadata[key]
-  if isinstance(value, bool) or not isinstance(value, int | float):
-    raise UserError(f"policy {path}: metadata {key} must be a number, got {value!r}")
-  value = float(value)
-  if not math.isfinite(value) or value <= 0:
-    raise UserError(f"policy {path}: metadata {key} must be positive, got {value}")
-  return value
-
-
-def load_policy(policy_dir: str | os.PathLike) -> Policy:
-  """Loads and validates an exported controller policy.
-
-  Args:
-    policy_dir: `ROOT/policies/greedy_policy` (or a controller run's ROOT).
-
-  Returns:
-    The policy with its parsed metadata.
-
-  Raises:
-    UserError: (one line) if the directory is missing, is not a SavedModel, is
-      not of format `lr_controller.policy/1`, lacks metadata, names unknown
-      features, or takes an observation of another size than its feature list.
-  """
-  path = _resolve_policy_dir(policy_dir)
-  try:
-    module = tf.saved_model.load(path)
-  except Exception as e:  # Any load failure: the file is the user's.
-    raise UserError(
-      f"cannot load the policy SavedModel in {path}: {_one_line(e)}"
-    ) from None
-  missing_functions = [
-    name
-    for name in ("get_metadata", "action", "get_initial_state")
-    if not hasattr(module, name)
-  ]
-  if missing_functions:
-    raise UserError(
-      f"{path} is a SavedModel but not an lr_controller policy "
-      f"(no {', '.join(missing_functions)})"
-    )
-  try:
-    metadata = json.loads(module.get_metadata().numpy())
-  except Exception as e:
-    raise UserError(f"policy {path}: unreadable metadata: {_one_line(e)}") from None
-  if not isinstance(metadata, dict) or metadata.get("format") != POLICY_FORMAT:
-    found = metadata.get("format") if isinstance(metadata, dict) else None
-    raise UserError(
-      f"{path} is not an lr_controller policy: metadata format {found!r}, "
-      f"expected {POLICY_FORMAT!r}"
-    )
-  missing = [key for key in _REQUIRED_METADATA if key not in metadata]
-  if missing:
-    raise UserError(f"policy {path}: metadata lacks {', '.join(missing)}")
-  features = metadata["features"]
-  if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
-    raise UserError(f"policy {path}: metadata features must be a list of names")
-  try:
-    feature_names = features_lib.check_feature_names(features)
-  except UserError as e:
-    raise UserError(f"policy {path}: {e}") from None
-  observation_size = _observation_size(module, path)
-  if observation_size != len(feature_names):
-    raise UserError(
-      f"policy {path}: its observation has {observation_size} entries but its "
-      f"metadata names {len(feature_names)} features {list(feature_names)}"
-    )
-  interval = metadata["action_interval"]
-  if isinstance(interval, bool) or not isinstance(interval, int) or interval <= 0:
-    raise UserError(
-      f"policy {path}: metadata action_interval must be a positive integer, got {interval!r}"
-    )
-  min_lr = _number(metadata, "min_learning_rate", path)
-  max_lr = _number(metadata, "max_learning_rate", path)
-  if min_lr >= max_lr:
-    raise UserError(
-      f"policy {path}: min_learning_rate {min_lr} must be below max_learning_rate {max_lr}"
-    )
-  return Policy(
-    module=module,
-    path=path,
-    metadata=metadata,
-    feature_names=feature_names,
-    observation_size=observation_size,
-    action_interval=interval,
-    max_log_factor=_number(metadata, "max_log_factor", path),
-    min_learning_rate=min_lr,
-    max_learning_rate=max_lr,
-  )
 
 
 def _positive_int(value, name: str) -> int:
@@ -309,7 +140,7 @@ def _take_examples(data, n: int, what: str) -> tuple:
   except UserError:
     raise
   except (TypeError, ValueError, IndexError, tf.errors.OpError) as e:
-    raise UserError(f"cannot read {what}: {_one_line(e)}") from None
+    raise UserError(f"cannot read {what}: {first_line(e)}") from None
   if len(sizes) != 1 or 0 in sizes:
     raise UserError(
       f"{what}: its parts must hold the same, non-zero number of examples"
@@ -430,7 +261,8 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
     total_steps: int | None = None,
   ):
     super().__init__()
-    self.policy = load_policy(policy_dir)
+    self.policy = controller_lib.load_policy(policy_dir)
+    self._controller = controller_lib.Controller(self.policy)
     self.action_interval = _positive_int(
       self.policy.action_interval if action_interval is None else action_interval,
       "action_interval",
@@ -545,7 +377,7 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
     self._epoch_loss_sum = 0.0
     self._seen_epoch = False
     self._total_from_params = False
-    self._policy_state = list(self.policy.module.get_initial_state(tf.constant(1)))
+    self._controller.reset()
     self._previous_probabilities = np.zeros((1, 1), np.float32)
     self._lr_variable = _learning_rate_variable(self.model)
     self._final_layer = self._resolve_final_layer()
@@ -674,27 +506,10 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
         learning_rate=lr,
         budget_left=self._budget_left(),
       )
-      observation = features_lib.observation(state, names)
-      observation = np.clip(
-        np.nan_to_num(observation, nan=0.0), -_OBSERVATION_LIMIT, _OBSERVATION_LIMIT
-      ).astype(np.float32)
-      step_type = 0 if not self.step_types else 1
-      out = self.policy.module.action(
-        tf.constant(observation[None]),
-        tf.constant([step_type], tf.int32),
-        self._policy_state,
-      )
-      self._policy_state = list(out["state"])
-      action = float(np.asarray(out["action"]).reshape(-1)[0])
-      if not math.isfinite(action):
+      step_type = 0 if self._controller.first else 1
+      new_lr, action, finite, observation = self._controller.decide(state)
+      if not finite:
         self.nonfinite_actions += 1
-        action = 0.0
-      bound = self.policy.max_log_factor
-      action = min(max(action, -bound), bound)
-      new_lr = min(
-        max(lr * math.exp(action), self.policy.min_learning_rate),
-        self.policy.max_learning_rate,
-      )
       self._lr_variable.assign(new_lr)
       row.update(lr=self.learning_rate, action=action)
       self.observations.append(observation)
@@ -748,7 +563,7 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
       return fn()
     except (TypeError, ValueError, tf.errors.InvalidArgumentError) as e:
       what = "validation_data" if self._validation is not None else "probe_data"
-      raise UserError(f"cannot run the model on {what}: {_one_line(e)}") from None
+      raise UserError(f"cannot run the model on {what}: {first_line(e)}") from None
 
   def _probabilities(self, outputs: tf.Tensor) -> np.ndarray:
     if self._outputs_are_probabilities:
@@ -811,5 +626,9 @@ def read_lr_log(path: str | os.PathLike) -> list[dict]:
       return rows
     return [json.loads(line) for line in f if line.strip()]
 
+
+# The policy loader lives in the controller core; re-exported for users.
+Policy = controller_lib.Policy
+load_policy = controller_lib.load_policy
 
 __all__ = ["LearnedLRScheduler", "Policy", "load_policy", "read_lr_log"]

@@ -9,9 +9,12 @@ REPEATS_JSON = "repeats.json"  # search_baseline's repeats of the best setting.
 TRAIN_DIR = "train"  # TensorBoard summaries and checkpoints of controller training.
 CHECKPOINTS_DIR = "checkpoints"
 POLICIES_DIR = "policies"
-GREEDY_POLICY_DIR = "greedy_policy"
+GREEDY_POLICY_DIR = "greedy_policy"  # The policy chosen on validation runs.
+LAST_POLICY_DIR = "last_policy"  # The latest policy.
 EVAL_DIR = "eval"
 EPISODES_JSONL = "episodes.jsonl"
+UPDATES_JSONL = "updates.jsonl"
+SELECTION_JSONL = "selection.jsonl"
 
 # evaluate's outputs (lr_controller.evaluation and lr_controller.report).
 BASELINE_SEARCH_DIR = "baseline_search"  # The step-decay search evaluate runs itself.

@@ -8,18 +8,25 @@ collect policy, train PPO on it, clear the on-policy data, repeat (paper:
     controller_config.json   environment + network description (resume check)
     config.gin, operative_config.gin
     episodes.jsonl           one line per finished episode (atomic appends)
+    updates.jsonl            one line per PPO update: its health (ppo_diagnostics)
     train/                   TensorBoard summaries
-    train/checkpoints/       agent, normalizers, counters, after every episode
-    policies/greedy_policy   TF-only SavedModel of the greedy policy (export.py),
-                             every `export_interval` episodes and at the end
-    policies/greedy_policy_000050 ...  the periodic numbered copies
+    train/checkpoints/       agent, normalizers, counters, after every update
+    selection.jsonl          each selection's mean best validation loss
+    policies/last_policy     TF-only SavedModel of the latest greedy policy
+                             (export.py), every `export_interval` episodes
+                             and at the end
+    policies/greedy_policy   the one of those with the lowest mean best
+                             validation loss on the validation trainees
+                             (`selection`); what users and `evaluate` load
+    policies/greedy_policy_000050 ...  greedy_policy as it was at episode 50...
 
-Where episodes come from is pluggable (a *collector*): tf-agents' episode
-driver on one in-process environment (the default, the paper's loop);
-`num_parallel_envs` environments in their own processes, one episode each at a
-time (`episode_collection`); or remote collectors through Reverb
-(`distributed`). Whatever collects them, episode k trains the trainee of seed
-`seed * 1_000_003 + k`, and PPO trains on each update's episodes together.
+Where episodes come from is pluggable (a *collector*): one in-process
+environment (the default, the paper's loop); `num_parallel_envs` environments
+in their own processes, one episode each at a time (`episode_collection`); or
+remote collectors through Reverb (`distributed`). Whatever collects them,
+episode k trains the trainee of seed `seed * 1_000_003 + k` and explores with
+noise seeded by (seed, k, decision) (`exploration`), and PPO trains on each
+update's episodes together.
 
 Re-running the same command resumes from the last checkpoint: a finished
 episode is never repeated or lost (episodes.jsonl is reconciled with the
@@ -39,14 +46,19 @@ from collections.abc import Callable
 import gin
 import numpy as np
 import tensorflow as tf
-from tf_agents.drivers import dynamic_episode_driver
-from tf_agents.environments import tf_py_environment
-from tf_agents.replay_buffers import tf_uniform_replay_buffer
 from tf_agents.specs import tensor_spec
 from tf_agents.utils import common
 
 from lr_controller import agent as agent_lib
-from lr_controller import constants, episode_collection, export, io_utils
+from lr_controller import (
+  constants,
+  episode_collection,
+  exploration,
+  export,
+  io_utils,
+  ppo_diagnostics,
+  selection,
+)
 from lr_controller import env as env_lib
 from lr_controller.errors import UserError, first_line
 
@@ -100,84 +112,35 @@ def build_environment_and_agent(seed: int, train_step: tf.Variable | None = None
   return py_env, agent
 
 
-class DriverCollector:
-  """The paper's loop: tf-agents' episode driver on one in-process environment.
+class EnvironmentCollector:
+  """Runs episodes in rounds of `len(envs)`, one environment each.
 
-  Collection is compiled once (the policy and replay buffer run as one graph
-  around the Python environment, stepped through `tf.numpy_function`).
+  With one in-process environment this is the paper's loop; with environments
+  in their own processes (`episode_collection.spawn_environments`) the collect
+  policy acts for all of them in one batched call per decision. Episodes are
+  handed out in order and explore with noise seeded by (seed, episode,
+  decision), so a resumed or re-run update collects the same episodes.
+
+  Args:
+    envs: the environments.
+    agent: the PPO agent (its collect policy acts).
+    seed: the controller's base seed.
   """
 
-  def __init__(self, py_env, agent, seed: int, episodes_per_update: int):
-    self._py_env = py_env
-    self._seed = seed
-    tf_env = tf_py_environment.TFPyEnvironment(py_env)
-    self._replay_buffer = tf_uniform_replay_buffer.TFUniformReplayBuffer(
-      agent.collect_data_spec,
-      batch_size=tf_env.batch_size,
-      max_length=(py_env.decisions_per_episode + 2) * episodes_per_update,
-    )
-    driver = dynamic_episode_driver.DynamicEpisodeDriver(
-      tf_env,
-      agent.collect_policy,
-      observers=[self._replay_buffer.add_batch],
-      num_episodes=1,
-    )
-    self._run = common.function(driver.run, autograph=False)
-    self._tf_env = tf_env
-    self._time_step = None
-    self._policy_state = agent.collect_policy.get_initial_state(tf_env.batch_size)
-
-  def collect(self, episodes: list[int]):
-    """Runs `episodes` one after another; returns (experience [1, T], infos)."""
-    if self._time_step is None:
-      self._py_env.set_state({"episode_index": episodes[0]})
-      self._time_step = self._tf_env.reset()
-    infos = []
-    for episode in episodes:
-      tf.random.set_seed(env_lib.episode_seed(self._seed, episode))  # Resumable.
-      start = time.perf_counter()
-      # The driver counts an episode when it steps past its LAST time step,
-      # which auto-resets the environment: that reset starts the next
-      # episode, so the time step is carried from run to run.
-      self._time_step, self._policy_state = self._run(
-        time_step=self._time_step, policy_state=self._policy_state
-      )
-      info = dict(self._py_env.last_episode)
-      info["seconds"] = time.perf_counter() - start
-      infos.append(info)
-    experience = self._replay_buffer.gather_all()
-    self._replay_buffer.clear()
-    return experience, infos
-
-  def close(self, finished: bool) -> None:
-    del finished
-
-
-class ParallelCollector:
-  """Runs episodes `num_envs` at a time, each environment in its own process.
-
-  The collect policy acts for all of them in one batched call per decision.
-  Episodes are handed out in order, so a resumed or re-run update trains the
-  same trainees.
-  """
-
-  def __init__(self, agent, seed: int, num_envs: int):
+  def __init__(self, envs, agent, seed: int):
     self._seed = seed
     self._data_spec = agent.collect_data_spec
-    self._policy = agent.collect_policy
-    self._action = common.function(self._policy.action, autograph=False)
-    self._envs = episode_collection.spawn_environments(num_envs, seed)
+    self._policy = exploration.SeededPolicy(agent.collect_policy)
+    self._envs = list(envs)
 
   def collect(self, episodes: list[int]):
-    """Runs `episodes` in rounds of `num_envs`; returns (experience [1, T], infos)."""
+    """Runs `episodes`; returns (experience [1, T], infos)."""
     collected, infos = [], []
     n = len(self._envs)
     for first in range(0, len(episodes), n):
-      indices = episodes[first : first + n]
-      tf.random.set_seed(env_lib.episode_seed(self._seed, indices[0]))  # Resumable.
       start = time.perf_counter()
       batch = episode_collection.collect_episodes(
-        self._envs, self._action, self._policy.get_initial_state, indices
+        self._envs, self._policy, episodes[first : first + n], self._seed
       )
       seconds = time.perf_counter() - start
       for episode in batch:
@@ -198,6 +161,7 @@ def train_controller(
   num_episodes: int = 1000,
   episodes_per_update: int = 1,
   export_interval: int = 50,
+  selection_runs: int = 5,
   num_parallel_envs: int = 1,
   say: Callable[[str], None] = print,
   collector_fn: Callable | None = None,
@@ -209,15 +173,20 @@ def train_controller(
     seed: seeds the agent and the environment's episode seeds.
     num_episodes: total episodes (paper: 1000); a resumed run stops there.
     episodes_per_update: episodes collected per PPO update (paper: 1).
-    export_interval: export the greedy policy to `policies/greedy_policy`, and
-      a numbered copy beside it, every this many episodes (0: only at the end);
-      the final policy is always exported.
+    export_interval: every this many episodes (0: only at the end), run the
+      greedy policy on `selection_runs` validation trainees, export it to
+      `policies/last_policy`, and to `policies/greedy_policy` if its mean best
+      validation loss is the lowest so far; a numbered copy of greedy_policy
+      records what a run stopped there would give.
+    selection_runs: validation trainees per selection (their seeds are
+      `selection.selection_episodes`, apart from training and evaluation
+      seeds); 0 exports every policy as greedy_policy without selection.
     num_parallel_envs: environments stepped in parallel processes, one
       episode each at a time; `episodes_per_update` must be a multiple of it.
-      1 (default) collects in this process with tf-agents' episode driver.
+      1 (default) collects in this process.
     say: progress printer.
     collector_fn: `(agent, seed) -> collector` with `collect(episodes)` and
-      `close(finished)` (see `DriverCollector`); used by the distributed
+      `close(finished)` (see `EnvironmentCollector`); used by the distributed
       learner. Overrides `num_parallel_envs`.
 
   Returns:
@@ -229,6 +198,8 @@ def train_controller(
     raise UserError(f"episodes_per_update must be positive, got {episodes_per_update}")
   if num_parallel_envs <= 0:
     raise UserError(f"num_parallel_envs must be positive, got {num_parallel_envs}")
+  if selection_runs < 0:
+    raise UserError(f"selection_runs must not be negative, got {selection_runs}")
   if collector_fn is None and episodes_per_update % num_parallel_envs:
     raise UserError(
       f"episodes_per_update ({episodes_per_update}) must be a multiple of "
@@ -237,6 +208,9 @@ def train_controller(
     )
   train_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
   episodes_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="episodes_done")
+  best_score = tf.Variable(
+    np.inf, dtype=tf.float64, trainable=False, name="best_selection_score"
+  )
   py_env, agent = build_environment_and_agent(seed, train_step)
   config = {
     "features": list(py_env.feature_names),
@@ -255,6 +229,7 @@ def train_controller(
     agent=agent,
     train_step=train_step,
     episodes_done=episodes_done,
+    best_selection_score=best_score,
   )
   try:
     status = checkpointer.initialize_or_restore()
@@ -273,20 +248,31 @@ def train_controller(
     # Drop lines of episodes after the last checkpoint (they run again) and any
     # torn tail, so appends start on a clean line.
     io_utils.rewrite_jsonl(episodes_path, kept)
+  updates_path = os.path.join(root_dir, constants.UPDATES_JSONL)
+  selection_path = os.path.join(root_dir, constants.SELECTION_JSONL)
+  for path in (updates_path, selection_path):
+    if os.path.exists(path):
+      io_utils.rewrite_jsonl(
+        path, [r for r in io_utils.read_jsonl(path) if r["episodes"] <= start_episode]
+      )
 
   policy_dir = os.path.join(
     root_dir, constants.POLICIES_DIR, constants.GREEDY_POLICY_DIR
+  )
+  last_policy_dir = os.path.join(
+    root_dir, constants.POLICIES_DIR, constants.LAST_POLICY_DIR
   )
   metadata = {
     "features": list(py_env.feature_names),
     "action_interval": py_env.action_interval,
     "max_log_factor": py_env.max_log_factor,
-    "min_learning_rate": py_env._min_lr,  # pylint: disable=protected-access
-    "max_learning_rate": py_env._max_lr,  # pylint: disable=protected-access
+    "min_learning_rate": py_env.min_learning_rate,
+    "max_learning_rate": py_env.max_learning_rate,
     "reward": py_env.reward_name,
     "actor_network": config["networks"]["actor"],
   }
   exporter = export.PolicyExporter(agent.policy)
+  greedy_policy = exploration.SeededPolicy(agent.policy)
   if start_episode >= num_episodes:
     say(
       f"{start_episode} episodes already done in {root_dir} (asked for {num_episodes})"
@@ -307,9 +293,11 @@ def train_controller(
     collector = collector_fn(agent, seed)
   elif num_parallel_envs > 1:
     say(f"starting {num_parallel_envs} environments in parallel processes")
-    collector = ParallelCollector(agent, seed, num_parallel_envs)
+    collector = EnvironmentCollector(
+      episode_collection.spawn_environments(num_parallel_envs, seed), agent, seed
+    )
   else:
-    collector = DriverCollector(py_env, agent, seed, episodes_per_update)
+    collector = EnvironmentCollector([py_env], agent, seed)
   writer = tf.summary.create_file_writer(train_dir)
   update_seconds, update_sizes = [], []
   last_row = kept[-1] if kept else None
@@ -321,6 +309,7 @@ def train_controller(
         count = min(episodes_per_update, num_episodes - episode)
         experience, infos = collector.collect(list(range(episode, episode + count)))
         episode += count
+        before = ppo_diagnostics.before_update(agent, experience)
         loss_info = agent.train(experience)
         total_loss = float(loss_info.loss)
         update = "ok"
@@ -331,6 +320,21 @@ def train_controller(
             f"warning: the PPO update after episode {episode} gave non-finite "
             "losses or weights; rolled back to the last checkpoint and skipped it"
           )
+        diagnostics = ppo_diagnostics.after_update(
+          agent, experience, before, loss_info, py_env.max_log_factor
+        )
+        io_utils.append_jsonl(
+          updates_path,
+          {
+            "episodes": episode,
+            "update": update,
+            "ppo_loss": _finite(total_loss),
+            **diagnostics,
+          },
+        )
+        for name, value in diagnostics.items():
+          if value is not None:
+            tf.summary.scalar(f"ppo/{name}", value, step=episode)
         for info in infos:
           row = {
             "episode": info["episode"],
@@ -345,27 +349,54 @@ def train_controller(
             "learning_rates": info["learning_rates"],
             "val_losses": info["val_losses"],
             "seconds": round(info["seconds"], 3),
-            "ppo_loss": total_loss if math.isfinite(total_loss) else None,
+            "ppo_loss": _finite(total_loss),
             "update": update,
             "wall_time": round(time.time(), 3),  # When the update was done.
           }
           io_utils.append_jsonl(episodes_path, row)
           _write_summaries(row)
           last_row = row
-        episodes_done.assign(episode)
-        checkpointer.save(global_step=episodes_done)
         if episode == num_episodes or (
           export_interval and episode % export_interval == 0
         ):
-          exporter.export({**metadata, "episodes": episode}, policy_dir)
-          if episode < num_episodes:
-            exporter.export(
-              {**metadata, "episodes": episode}, f"{policy_dir}_{episode:06d}"
+          # Before the checkpoint: a crash in between redoes the update and
+          # this selection, with the same result.
+          exported = {**metadata, "episodes": episode}
+          exporter.export(exported, last_policy_dir)
+          score = None
+          if selection_runs:
+            score = selection.score_greedy_policy(
+              py_env, greedy_policy, seed, selection_runs
             )
+          chosen = bool(
+            score is None or score < best_score.numpy() or not os.path.isdir(policy_dir)
+          )
+          if chosen:
+            best_score.assign(np.inf if score is None else score)
+            io_utils.copy_dir(last_policy_dir, policy_dir)
+          if episode < num_episodes:
+            io_utils.copy_dir(policy_dir, f"{policy_dir}_{episode:06d}")
+          row = {"episodes": episode, "mean_best_val_loss": score, "chosen": chosen}
+          io_utils.append_jsonl(selection_path, row)
+          if score is not None:
+            tf.summary.scalar("selection/mean_best_val_loss", score, step=episode)
+            say(
+              f"selection after episode {episode}: mean best validation loss "
+              f"{score:.4f} over {selection_runs} validation trainees"
+              + ("  (best so far: policies/greedy_policy)" if chosen else "")
+            )
+        episodes_done.assign(episode)
+        checkpointer.save(global_step=episodes_done)
         update_seconds.append(time.perf_counter() - start)
         update_sizes.append(count)
         _say_progress(
-          say, last_row, episode, num_episodes, update_seconds, update_sizes
+          say,
+          last_row,
+          episode,
+          num_episodes,
+          update_seconds,
+          update_sizes,
+          diagnostics,
         )
     writer.flush()
   finally:
@@ -373,14 +404,29 @@ def train_controller(
   return {"episodes": episode, "policy_dir": policy_dir, "last_episode": last_row}
 
 
-def _say_progress(say, row, episode, num_episodes, update_seconds, update_sizes):
-  """One progress line: the last episode, episodes per hour, time left."""
+def _finite(value: float) -> float | None:
+  return value if math.isfinite(value) else None
+
+
+def _say_progress(
+  say, row, episode, num_episodes, update_seconds, update_sizes, diagnostics
+):
+  """One progress line: the last episode, PPO's health, episodes per hour, time left."""
   recent = slice(-10, None)
   per_episode = sum(update_seconds[recent]) / sum(update_sizes[recent])
   val = row["final_val_loss"]
+
+  def show(name, spec):
+    value = diagnostics.get(name)
+    return "-" if value is None else format(value, spec)
+
   say(
     f"episode {episode}/{num_episodes}  return {row['return']:.3f}  "
     f"val loss {'diverged' if val is None else f'{val:.4f}'}  "
+    f"| policy mean {show('policy_mean', '+.3f')} std {show('policy_std', '.3f')} "
+    f"at bound {show('at_bound_share', '.0%')} kl {show('approx_kl', '.4f')} "
+    f"clip {show('clip_fraction', '.2f')} ev {show('explained_variance', '.2f')} "
+    f"noise corr {show('noise_correlation', '.2f')} | "
     f"{3600 / per_episode:.0f} episodes/h  "
     f"eta {io_utils.format_seconds(per_episode * (num_episodes - episode))}"
   )

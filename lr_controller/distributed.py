@@ -46,10 +46,8 @@ import numpy as np
 import reverb
 import tensorflow as tf
 from tf_agents.experimental.distributed import reverb_variable_container
-from tf_agents.utils import common
 
-from lr_controller import controller_training, episode_collection
-from lr_controller import env as env_lib
+from lr_controller import controller_training, episode_collection, exploration
 from lr_controller.errors import UserError, first_line
 
 VARIABLES_TABLE = reverb_variable_container.DEFAULT_TABLE
@@ -348,28 +346,24 @@ def run_collector(
     UserError: if the Reverb server goes away.
   """
   py_env, agent = controller_training.build_environment_and_agent(seed)
-  policy = agent.collect_policy
+  policy = exploration.SeededPolicy(agent.collect_policy)
   shared = SharedVariables(agent)
-  action = common.function(policy.action, autograph=False)
+  container = reverb_variable_container.ReverbVariableContainer(
+    client.server_address, table_names=[VARIABLES_TABLE]
+  )
   tickets = _TicketFetcher(client)
   done = 0
 
   def pull() -> bool:
     """Updates the policy if the learner pushed one; True once it finished."""
     if client.server_info(timeout=RPC_TIMEOUT_SECS)[VARIABLES_TABLE].current_size:
-      # A new container each time: `tf.random.set_seed` (called per episode)
-      # clears the eager context, and with it the container's Reverb client.
-      reverb_variable_container.ReverbVariableContainer(
-        client.server_address, table_names=[VARIABLES_TABLE]
-      ).update(shared.nest)
+      container.update(shared.nest)
     return bool(shared.finished.numpy())
 
   say(f"{name}: waiting for work")
   with _server_errors_as_user_errors(client):
     while True:
       ticket = tickets.get(timeout=poll_secs)
-      if ticket is not None:
-        tf.random.set_seed(env_lib.episode_seed(seed, ticket[1]))  # Resumable.
       if pull():
         say(f"{name}: the learner finished; {done} episodes collected")
         return done
@@ -379,9 +373,7 @@ def run_collector(
       if version != int(shared.version.numpy()):
         continue  # A ticket of an older policy.
       start = time.perf_counter()
-      [episode] = episode_collection.collect_episodes(
-        [py_env], action, policy.get_initial_state, [index]
-      )
+      [episode] = episode_collection.collect_episodes([py_env], policy, [index], seed)
       episode.info["seconds"] = time.perf_counter() - start
       client.insert(_encode_episode(episode, version), {EPISODES_TABLE: 1.0})
       done += 1

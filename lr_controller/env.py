@@ -8,14 +8,17 @@ and answers with an action `a`; the learning rate of the next chunk is
     lr_t = clip(lr_{t-1} * exp(a), min_learning_rate, max_learning_rate),
 
 with `a` a log scaling factor bounded to [-log(max_factor), log(max_factor)]
-(paper-like default: factors in [0.5, 2]). The policy squashes its mean into
-these bounds; samples drawn around it may leave them (tf-agents' PPO does not
-clip), so the environment clips what it applies. A non-finite action is
-applied as 0 (keep the rate) and counted in `nonfinite_actions`.
+(paper-like default: factors in [0.5, 2]). Sampled actions may leave these
+bounds (tf-agents' PPO does not clip its samples), so the environment clips
+what it applies. A non-finite action is applied as 0 (keep the rate) and
+counted in `nonfinite_actions`. Observation guard and action rule are the
+controller core's (`lr_controller.controller`), as in the callback.
 
-A diverging trainee (non-finite or too large loss) ends the episode with the
-reward's divergence penalty; NaN never reaches the agent: the terminal
-observation repeats the last finite one.
+A diverging trainee (non-finite or too large training loss, or a validation
+loss above `max_val_loss_ratio` times the episode's initial one) ends the
+episode with the reward's divergence penalty, which keeps every return
+bounded; NaN never reaches the agent: the terminal observation repeats the
+last finite one.
 
 Like DACBench's SGD environment, its description lives in one table, `INFO`.
 """
@@ -32,6 +35,7 @@ from tf_agents.environments import py_environment
 from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
 
+from lr_controller import controller as controller_lib
 from lr_controller import features as features_lib
 from lr_controller import rewards as rewards_lib
 from lr_controller import trainee as trainee_lib
@@ -43,7 +47,8 @@ INFO = {
   "state_description": "features by name from lr_controller.features.FEATURES (paper: PAPER_FEATURES)",
   "action": "log scaling factor a in [-log(max_factor), log(max_factor)]; lr <- lr * exp(a)",
   "episode": "one trainee run of num_steps steps; a decision every action_interval steps",
-  "crash": "non-finite or too large training loss ends the episode with a penalty",
+  "crash": "non-finite or too large training loss, or validation loss above "
+  "max_val_loss_ratio x its initial value, ends the episode with a penalty",
 }
 
 # Episode k of base seed s trains the trainee of seed s * SEED_STRIDE + k.
@@ -53,10 +58,6 @@ SEED_STRIDE = 1_000_003
 def episode_seed(seed: int, episode: int) -> int:
   """Trainee seed of episode `episode` (0-based) of base seed `seed`."""
   return seed * SEED_STRIDE + episode
-
-
-# Largest absolute value an observation entry may take (a guard, not a scale).
-_OBSERVATION_LIMIT = 1e6
 
 
 class LearningRateControlEnv(py_environment.PyEnvironment):
@@ -77,6 +78,10 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     reward: a reward name from `rewards.REWARDS`.
     divergence_penalty: the final reward of a diverged episode; None uses the
       reward's default (see `rewards`).
+    max_val_loss_ratio: a validation loss above this multiple of the episode's
+      initial validation loss counts as divergence (ends the episode with the
+      penalty), so an exploding but finite run cannot give one episode a
+      return that swamps every other in its PPO update; None disables it.
     seed: base seed; episode k uses seed `seed * 1_000_003 + k`.
     evaluate_test: evaluate the best-validation checkpoint on the test split at
       the end of each episode (reported in `last_episode`, never observed).
@@ -94,6 +99,7 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     feature_names: Sequence[str] = features_lib.PAPER_FEATURES,
     reward: str = "neg_val_loss",
     divergence_penalty: float | None = None,
+    max_val_loss_ratio: float | None = 4.0,
     seed: int = 0,
     evaluate_test: bool = True,
   ):
@@ -108,9 +114,9 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
       )
     if not max_factor > 1:
       raise UserError(f"max_factor must be above 1, got {max_factor}")
-    self._min_lr = trainee_lib.check_learning_rate(min_learning_rate)
-    self._max_lr = trainee_lib.check_learning_rate(max_learning_rate)
-    if self._min_lr >= self._max_lr:
+    self.min_learning_rate = trainee_lib.check_learning_rate(min_learning_rate)
+    self.max_learning_rate = trainee_lib.check_learning_rate(max_learning_rate)
+    if self.min_learning_rate >= self.max_learning_rate:
       raise UserError(
         f"min_learning_rate {min_learning_rate} must be below max_learning_rate {max_learning_rate}"
       )
@@ -126,6 +132,9 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     self.reward_name = reward
     self._reward = rewards_lib.get_reward(reward)
     self._divergence_penalty = divergence_penalty
+    if max_val_loss_ratio is not None and not max_val_loss_ratio > 1:
+      raise UserError(f"max_val_loss_ratio must be above 1, got {max_val_loss_ratio}")
+    self._max_val_loss_ratio = max_val_loss_ratio
     self._seed = int(seed)
     self._evaluate_test = evaluate_test
     self.episode_index = 0  # Episodes started so far; restored when resuming.
@@ -205,15 +214,16 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     return ts.restart(self._observation)
 
   def _step(self, action) -> ts.TimeStep:
-    log_factor = float(np.asarray(action).reshape(()))
-    if not math.isfinite(log_factor):
-      self.nonfinite_actions += 1
-      log_factor = 0.0
-    log_factor = min(max(log_factor, -self.max_log_factor), self.max_log_factor)
     trainee = self._trainee
-    lr = min(
-      max(trainee.learning_rate * math.exp(log_factor), self._min_lr), self._max_lr
+    lr, _, finite = controller_lib.apply_action(
+      trainee.learning_rate,
+      float(np.asarray(action).reshape(())),
+      self.max_log_factor,
+      self.min_learning_rate,
+      self.max_learning_rate,
     )
+    if not finite:
+      self.nonfinite_actions += 1
     trainee.set_learning_rate(lr)
     train_loss = trainee.train(self.action_interval)
     self._episode["learning_rates"].append(lr)
@@ -222,7 +232,7 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     )
     previous_val = self._val_loss
     result = None if trainee.diverged else trainee.validate(keep_probabilities=True)
-    if trainee.diverged or not math.isfinite(result.loss):
+    if trainee.diverged or self._exploded(result.loss):
       remaining = self.decisions_per_episode - len(self._episode["learning_rates"]) + 1
       if self._divergence_penalty is not None:
         reward = float(self._divergence_penalty)
@@ -242,6 +252,13 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     return ts.transition(
       self._observation, np.float32(reward), discount=np.float32(1.0)
     )
+
+  def _exploded(self, val_loss: float) -> bool:
+    """True if `val_loss` is not finite or above the divergence bound."""
+    if not math.isfinite(val_loss):
+      return True
+    ratio = self._max_val_loss_ratio
+    return ratio is not None and val_loss > ratio * self._initial_val_loss
 
   def _end(self, reward: float, diverged: bool) -> ts.TimeStep:
     """Closes the episode: test the best checkpoint, record the summary."""
@@ -281,9 +298,9 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     )
 
   def _observe(self, state: features_lib.TrainingState) -> np.ndarray:
-    obs = features_lib.observation(state, self.feature_names)
-    # A guard, not a scale: finite losses this large end the episode anyway.
-    return np.clip(np.nan_to_num(obs, nan=0.0), -_OBSERVATION_LIMIT, _OBSERVATION_LIMIT)
+    return controller_lib.guard_observation(
+      features_lib.observation(state, self.feature_names)
+    )
 
   def get_last_episode(self) -> dict | None:
     """The summary of the last finished episode (for callers in other processes)."""

@@ -4,12 +4,14 @@ The paper's loop collects one episode (one whole trainee run) per PPO update
 in one process. Episodes are independent trainee runs, so they parallelise:
 `collect_episodes` runs one episode on each of several environments (in other
 processes, or a local one), asking the policy for all of them in one batched
-call per decision, and returns each episode's trajectory and summary.
+call per decision, and returns each episode's trajectory and summary. It is
+the one collection loop of every collector (in-process, parallel, Reverb).
 
 Episode k always trains the trainee of seed `env.episode_seed(k)`, whichever
 environment or machine runs it, so parallel and distributed runs see the same
-trainees as the single-process loop (the sampled actions differ: they depend
-on the policy's random stream).
+trainees as the single-process loop, and explores with the same noise
+(`exploration.action_seeds`): with the same policy weights, it is the same
+episode.
 
 `to_experience` lays collected episodes end to end in one row, as tf-agents'
 episode driver leaves them in a replay buffer (each episode followed by its
@@ -35,7 +37,7 @@ from tf_agents.trajectories import time_step as ts
 from tf_agents.trajectories import trajectory as trajectory_lib
 
 from lr_controller import env as env_lib
-from lr_controller import gin_utils
+from lr_controller import exploration, gin_utils
 
 
 @dataclasses.dataclass
@@ -118,19 +120,20 @@ def _stack(items):
 
 def collect_episodes(
   envs: Sequence[object],
-  action_fn: Callable,
-  initial_state_fn: Callable[[int], object],
+  policy: exploration.SeededPolicy,
   episode_indices: Sequence[int],
+  seed: int,
 ) -> list[Episode]:
   """Runs episode `episode_indices[i]` on `envs[i]`, all at once.
 
   Args:
     envs: `LearningRateControlEnv`s, local or `SpawnedEnvironment`s; at least
       as many as episodes.
-    action_fn: `(time_step, policy_state) -> PolicyStep` over a batch (the
-      collect policy's `action`), taking and giving tensors.
-    initial_state_fn: batch size -> the policy's initial state.
+    policy: the (collect) policy, asked for all episodes in one batched call
+      per decision; decision d of episode k samples with
+      `exploration.action_seeds(seed, [k], d)`.
     episode_indices: the episodes to run.
+    seed: the controller's base seed (the exploration noise's).
 
   Returns:
     The episodes, in the order of `episode_indices`.
@@ -145,12 +148,15 @@ def collect_episodes(
   ]:
     promise()
   time_steps = [p() for p in [_call(env, "reset") for env in envs]]
-  policy_state = initial_state_fn(count)
+  policy_state = policy.get_initial_state(count)
   steps: list[list] = [[] for _ in range(count)]
   done = [False] * count
+  decision = 0
   while not all(done):
     batch = tf.nest.map_structure(tf.convert_to_tensor, _stack(time_steps))
-    action_step = action_fn(batch, policy_state)
+    seeds = exploration.action_seeds(seed, episode_indices, decision)
+    action_step = policy.action(batch, policy_state, seeds)
+    decision += 1
     policy_state = action_step.state
     action_step = tf.nest.map_structure(
       lambda t: t.numpy(), action_step._replace(state=())

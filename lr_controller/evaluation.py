@@ -55,7 +55,6 @@ results.csv, figure1_val_loss.png, figure2_lr_schedules.png.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import numbers
 import os
@@ -66,7 +65,6 @@ from typing import Any
 import gin
 import numpy as np
 import scipy.stats
-import tensorflow as tf
 
 from lr_controller import (
   adaptive_peers,
@@ -77,6 +75,7 @@ from lr_controller import (
   report,
   schedules,
 )
+from lr_controller import controller as controller_lib
 from lr_controller import env as env_lib
 from lr_controller import trainee as trainee_lib
 from lr_controller.errors import UserError, first_line
@@ -293,34 +292,20 @@ def check_peers(peers: Sequence[str]) -> tuple[str, ...]:
   return tuple(dict.fromkeys(peers))
 
 
-def load_policy(policy_dir: str | None) -> tuple[Any, dict]:
-  """Loads an exported controller (`export.py`) with TensorFlow alone.
+def load_policy(policy_dir: str | None) -> tuple[controller_lib.Policy, dict]:
+  """Loads an exported controller with the controller core (TensorFlow alone).
 
   Returns:
-    The loaded module and its metadata dict (features, action_interval, ...).
+    The loaded `controller.Policy` and its metadata dict (features,
+    action_interval, bounds, ...).
 
   Raises:
-    UserError: if `policy_dir` is missing or holds no exported controller.
+    UserError: if `policy_dir` is missing or holds no valid exported controller.
   """
   if not policy_dir:
     raise UserError("--policy_dir is required (e.g. ROOT/policies/greedy_policy)")
-  if not os.path.isfile(os.path.join(policy_dir, "saved_model.pb")):
-    raise UserError(
-      f"no exported controller in {policy_dir}: expected the SavedModel that "
-      "train_controller writes to ROOT/policies/greedy_policy"
-    )
-  try:
-    policy = tf.saved_model.load(policy_dir)
-    metadata = json.loads(policy.get_metadata().numpy())
-  except (AttributeError, OSError, ValueError, tf.errors.OpError) as e:
-    first = first_line(e)
-    raise UserError(f"cannot load the controller in {policy_dir}: {first}") from None
-  missing = [k for k in ("features", "action_interval") if k not in metadata]
-  if missing:
-    raise UserError(
-      f"the controller in {policy_dir} has no {', '.join(missing)} in its metadata"
-    )
-  return policy, metadata
+  policy = controller_lib.load_policy(policy_dir)
+  return policy, policy.metadata
 
 
 def check_policy_matches(env: env_lib.LearningRateControlEnv, metadata: dict) -> None:
@@ -337,6 +322,19 @@ def check_policy_matches(env: env_lib.LearningRateControlEnv, metadata: dict) ->
       f"environment every {env.action_interval}: set "
       "create_environment.action_interval to the controller's"
     )
+  # The environment applies its own bounds; they must be the policy's, which
+  # the callback applies, so that evaluation measures what users get.
+  for name, ours in (
+    ("max_log_factor", env.max_log_factor),
+    ("min_learning_rate", env.min_learning_rate),
+    ("max_learning_rate", env.max_learning_rate),
+  ):
+    theirs = metadata.get(name)
+    if theirs is not None and not math.isclose(float(theirs), ours, rel_tol=1e-6):
+      raise UserError(
+        f"the controller was trained with {name} {theirs} but the environment "
+        f"has {ours}: configure create_environment as the controller was"
+      )
 
 
 def make_environment(
@@ -396,25 +394,25 @@ def _from_training(result: dict, seed: int, initial_learning_rate: float) -> dic
   )
 
 
-def run_controller(env: env_lib.LearningRateControlEnv, policy: Any, seed: int) -> dict:
+def run_controller(
+  env: env_lib.LearningRateControlEnv, policy: controller_lib.Policy, seed: int
+) -> dict:
   """One greedy episode of the controller on a trainee from `seed`.
+
+  The policy acts through `controller.Controller`, as in `LearnedLRScheduler`,
+  on the environment's observations (guarded by the same core), and the
+  environment applies the core's rule with the policy's bounds.
 
   Returns:
     The run record: `learning_rates[j]` is the rate of every step of chunk j,
     `val_losses[j]` the validation loss after it (None once diverged).
   """
   start = time.perf_counter()
+  controller = controller_lib.Controller(policy)
   env.seed_next_episode(seed)
   time_step = env.reset()
-  state = policy.get_initial_state(tf.constant(1, tf.int32))
   while not time_step.is_last():
-    out = policy.action(
-      tf.constant(np.asarray(time_step.observation, np.float32)[None]),
-      tf.constant([int(time_step.step_type)], tf.int32),
-      state,
-    )
-    state = out["state"]
-    time_step = env.step(np.float32(out["action"].numpy()[0]))
+    time_step = env.step(np.float32(controller.act(time_step.observation)))
   episode = env.last_episode
   interval = env.action_interval
   return _run_record(

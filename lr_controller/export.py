@@ -29,8 +29,11 @@ import tempfile
 import tensorflow as tf
 from tf_agents.trajectories import time_step as ts
 
+from lr_controller import controller as controller_lib
+from lr_controller import io_utils
+
 METADATA_FILE = "controller.json"
-FORMAT = "lr_controller.policy/1"
+FORMAT = controller_lib.POLICY_FORMAT
 
 
 class ControllerModule(tf.Module):
@@ -102,18 +105,6 @@ class PolicyExporter:
     return _save(self._module, {"format": FORMAT, **metadata}, export_dir)
 
 
-def export_policy(policy, metadata: dict, export_dir: str) -> str:
-  """Saves `policy` (a tf-agents policy) with `metadata` to `export_dir`.
-
-  Written to a temporary sibling and renamed into place, so a reader never
-  sees a half-written policy and a crash leaves the previous export intact.
-
-  Returns:
-    `export_dir`.
-  """
-  return PolicyExporter(policy).export(metadata, export_dir)
-
-
 def _save(module: ControllerModule, metadata: dict, export_dir: str) -> str:
   parent = os.path.dirname(os.path.abspath(export_dir))
   os.makedirs(parent, exist_ok=True)
@@ -122,14 +113,7 @@ def _save(module: ControllerModule, metadata: dict, export_dir: str) -> str:
     tf.saved_model.save(module, tmp)
     with open(os.path.join(tmp, METADATA_FILE), "w") as f:
       json.dump(metadata, f, indent=2, sort_keys=True)
-    if os.path.exists(export_dir):
-      old = export_dir + ".old"
-      shutil.rmtree(old, ignore_errors=True)
-      os.replace(export_dir, old)
-      os.replace(tmp, export_dir)
-      shutil.rmtree(old, ignore_errors=True)
-    else:
-      os.replace(tmp, export_dir)
+    io_utils.replace_dir(tmp, export_dir)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise

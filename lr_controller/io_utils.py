@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from typing import Any
 
@@ -77,3 +78,33 @@ def rewrite_jsonl(path: str, rows: list[Any]) -> None:
 def read_json(path: str) -> Any:
   with open(path) as f:
     return json.load(f)
+
+
+def replace_dir(source: str, target: str) -> None:
+  """Moves directory `source` to `target`, replacing what was there.
+
+  Renames only (same file system), so a reader sees the old or the new
+  directory, never a half-written one, and a crash keeps one of them.
+  """
+  if os.path.exists(target):
+    old = target + ".old"
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(target, old)
+    os.replace(source, target)
+    shutil.rmtree(old, ignore_errors=True)
+  else:
+    os.replace(source, target)
+
+
+def copy_dir(source: str, target: str) -> None:
+  """Copies directory `source` to `target` (replacing it, see `replace_dir`)."""
+  parent = os.path.dirname(os.path.abspath(target))
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp_copy_")
+  try:
+    os.rmdir(tmp)
+    shutil.copytree(source, tmp)
+    replace_dir(tmp, target)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise

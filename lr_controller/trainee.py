@@ -125,6 +125,39 @@ def _all_layers(model: tf.keras.layers.Layer) -> list[tf.keras.layers.Layer]:
   return layers
 
 
+def seeded_initial_weights(model: tf.keras.Model, seed: int) -> list[np.ndarray]:
+  """Fresh initial weights of `model`'s architecture, a function of `seed` only.
+
+  Rebuilds the model from its config with every seed in it (initializers,
+  dropout) replaced by one derived from (`seed`, position), so no global
+  generator is read or reset: reseeding TensorFlow's global generator would
+  also restart the random streams of every traced `tf.function` in the
+  process (the controller's exploration among them).
+
+  Args:
+    model: a Keras model whose config round-trips through `from_config`.
+    seed: the run's seed.
+
+  Returns:
+    The weights, in `model.get_weights()` order.
+  """
+  counter = iter(range(1 << 30))
+
+  def reseed(node):
+    if isinstance(node, dict):
+      out = {k: reseed(v) for k, v in node.items()}
+      if "seed" in out and not isinstance(out["seed"], (dict, list)):
+        derived = np.random.SeedSequence([int(seed), next(counter)])
+        out["seed"] = int(derived.generate_state(1)[0] >> 1)
+      return out
+    if isinstance(node, list):
+      return [reseed(v) for v in node]
+    return node
+
+  fresh = tf.keras.Model.from_config(reseed(model.get_config()))
+  return fresh.get_weights()
+
+
 @dataclasses.dataclass(frozen=True)
 class EvalResult:
   """One pass over an evaluation split.
@@ -376,8 +409,8 @@ class Trainee:
   ) -> None:
     """Starts a fresh run of `seed` on the same compiled graph.
 
-    A fresh copy of the architecture is built under `seed` and its initial
-    weights are copied in; the optimizer's slots and step counters are zeroed;
+    Fresh initial weights are drawn from `seed` (`seeded_initial_weights`,
+    which leaves TensorFlow's global random state alone); the optimizer's slots and step counters are zeroed;
     training reads a new stream, `data.train_stream(seed)`. Weights and batch
     order are thus functions of `seed` (and the data) only, whatever ran before.
 
@@ -387,9 +420,7 @@ class Trainee:
       schedule: the new run's per-step schedule, or None.
     """
     self.schedule = schedule
-    tf.keras.utils.set_random_seed(seed)
-    fresh = tf.keras.Model.from_config(self.model.get_config())
-    self.model.set_weights(fresh.get_weights())
+    self.model.set_weights(seeded_initial_weights(self.model, seed))
     self._train_iterator = iter(self.data.train_stream(seed))
     for variable in self.optimizer.variables:
       variable.assign(tf.zeros_like(variable))
@@ -414,8 +445,9 @@ def build_trainee(
   """Builds a trainee from gin-configured data, model and optimizer.
 
   Args:
-    seed: seeds the initial weights, the batch order (`data.train_stream`) and
-      Python/NumPy/TF global generators: the run `reset(seed, ...)` starts.
+    seed: seeds the initial weights (`seeded_initial_weights`) and the batch
+      order (`data.train_stream`): the run `reset(seed, ...)` starts. Global
+      random generators are left alone.
     data: the data; None loads it with `data.load_data()` as configured by gin.
     model_name: a builder of `official_models.build_model`.
     initial_learning_rate: the optimizer's starting learning rate.
@@ -428,10 +460,10 @@ def build_trainee(
   """
   if data is None:
     data = data_lib.load_data()
-  tf.keras.utils.set_random_seed(seed)
   model = official_models.build_model(
     model_name, input_shape=data.input_shape, num_classes=data.num_classes
   )
+  model.set_weights(seeded_initial_weights(model, seed))
   optimizer = make_optimizer(learning_rate=check_learning_rate(initial_learning_rate))
   return Trainee(
     model,

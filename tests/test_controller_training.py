@@ -77,13 +77,15 @@ class ControllerTrainingTest(tf.test.TestCase):
     had_checkpoint = bool(
       glob.glob(os.path.join(root, "train", "checkpoints", "ckpt-*.index"))
     )
-    result = _run(root, *_TOY, "--num_episodes=4")
+    # Beyond the kill whenever it happened, so the resumed run has work to do.
+    target = killed_at + 2
+    result = _run(root, *_TOY, f"--num_episodes={target}")
     self.assertEqual(result.returncode, 0, result.stderr[-2000:])
     rows = _episodes(root)
-    self.assertEqual([r["episode"] for r in rows], [0, 1, 2, 3])
-    if had_checkpoint and killed_at < 4:
+    self.assertEqual([r["episode"] for r in rows], list(range(target)))
+    if had_checkpoint:
       self.assertIn("resuming from episode", result.stdout)
-    self.assertIn("episode 4/4", result.stdout + f"(killed at {killed_at})")
+    self.assertIn(f"episode {target}/{target}", result.stdout)
     for row in rows:
       self.assertTrue(all(0 < lr <= 1.9 for lr in row["learning_rates"]))
     self.assertTrue(
@@ -121,7 +123,7 @@ class ControllerTrainingTest(tf.test.TestCase):
     )
     self.assertEqual(loaded.returncode, 0, loaded.stderr[-2000:])
     out = json.loads(loaded.stdout.strip().splitlines()[-1])
-    self.assertEqual(out["meta"]["episodes"], 4)
+    self.assertEqual(out["meta"]["episodes"], target)
     self.assertLen(out["meta"]["features"], 8)  # budget-aware toy config
     bound = out["meta"]["max_log_factor"]
     self.assertLen(out["action"], 3)
@@ -133,26 +135,47 @@ class ControllerTrainingTest(tf.test.TestCase):
       root,
       *_TOY,
       "--gin_bindings=create_agent.actor_network='lstm'",
-      "--num_episodes=5",
+      f"--num_episodes={target + 1}",
     )
     self.assertNotEqual(other.returncode, 0)
     self.assertIn("different configuration", other.stderr)
     self.assertNotIn("Traceback", other.stderr)
     self.assertEqual(open(os.path.join(root, constants.EPISODES_JSONL)).read(), before)
 
-  def test_same_seed_gives_the_same_run(self):
+  def test_same_seed_gives_the_same_run_resumed_or_parallel(self):
     # Keras initializers without a seed draw from NumPy's global generator:
     # unseeded, two runs of one command used to differ from the first action.
-    rows = []
-    for name in ("a", "b"):
-      root = os.path.join(self.create_tempdir().full_path, name)
-      result = _run(root, *_TOY, "--num_episodes=4", "--seed=3")
-      self.assertEqual(result.returncode, 0, result.stderr[-2000:])
-      rows.append(_episodes(root))
-    self.assertEqual(
-      [(r["learning_rates"], r["ppo_loss"]) for r in rows[0]],
-      [(r["learning_rates"], r["ppo_loss"]) for r in rows[1]],
-    )
+    # Exploration is seeded per (seed, episode, decision), so a run stopped
+    # after its first update and resumed, or collected on two parallel
+    # environments, collects the same episodes and trains the same updates.
+    tmp = self.create_tempdir().full_path
+    runs = {
+      "a": [["--num_episodes=4"]],
+      "b": [["--num_episodes=4"]],
+      "resumed": [["--num_episodes=2"], ["--num_episodes=4"]],
+      "parallel": [["--num_episodes=4", "--num_parallel_envs=2"]],
+    }
+    rows, said = {}, {}
+    for name, invocations in runs.items():
+      root = os.path.join(tmp, name)
+      for flags in invocations:
+        result = _run(root, *_TOY, "--seed=3", *flags)
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        said[name] = result.stdout
+      rows[name] = _episodes(root)
+    self.assertIn("resuming from episode 2", said["resumed"])
+
+    def key(name):
+      return [(r["learning_rates"], r["ppo_loss"]) for r in rows[name]]
+
+    self.assertEqual(key("a"), key("b"))
+    self.assertEqual(key("a"), key("resumed"))
+    for mine, theirs in zip(rows["a"], rows["parallel"]):
+      self.assertAllClose(mine["learning_rates"], theirs["learning_rates"], rtol=1e-5)
+    # Different episodes explore differently (frozen noise repeated one
+    # sequence of factors in every episode of a run).
+    first_factors = {tuple(r["learning_rates"][:3]) for r in rows["a"]}
+    self.assertLen(first_factors, 4)
 
   def test_parallel_environments_train_on_every_episode_once(self):
     root = self.create_tempdir().full_path

@@ -16,13 +16,13 @@ import threading
 import time
 
 import tensorflow as tf
-from tf_agents.utils import common
 
 from lr_controller import (
   constants,
   controller_training,
   distributed,
   episode_collection,
+  exploration,
   gin_utils,
 )
 from lr_controller.errors import UserError
@@ -76,8 +76,7 @@ class ProtocolTest(tf.test.TestCase):
       learner = distributed.ReverbCollector(
         agent, client, reissue_after_secs=1.0, say=said.append
       )
-      policy = agent.collect_policy
-      action = common.function(policy.action)
+      policy = exploration.SeededPolicy(agent.collect_policy)
       log = []
 
       def scripted_collector():
@@ -88,7 +87,7 @@ class ProtocolTest(tf.test.TestCase):
         log.append(("lost", tickets[0]))  # This collector "dies" with ticket 0.
         version, index = tickets[1]
         [episode] = episode_collection.collect_episodes(
-          [py_env], action, policy.get_initial_state, [int(index)]
+          [py_env], policy, [int(index)], seed
         )
         episode.info["seconds"] = 0.1
         # The right episode, a stale copy and a duplicate.
@@ -100,7 +99,7 @@ class ProtocolTest(tf.test.TestCase):
         reissued = next(client.sample(distributed.TICKETS_TABLE, 1))[0].data[0]
         log.append(("reissued", tuple(reissued)))
         [episode] = episode_collection.collect_episodes(
-          [py_env], action, policy.get_initial_state, [int(reissued[1])]
+          [py_env], policy, [int(reissued[1])], seed
         )
         episode.info["seconds"] = 0.1
         client.insert(

@@ -38,6 +38,38 @@ def _env(**kwargs):
   return env_lib.LearningRateControlEnv(_trainee_fn(data), **defaults)
 
 
+class _ScriptedTrainee:
+  """A trainee whose validation losses follow a script (initial one first)."""
+
+  def __init__(self, val_losses):
+    self._script = list(val_losses)
+    self.final_layer = tf.keras.layers.Dense(3)
+    self.final_layer.build((None, 2))
+
+  def reset(self, seed, learning_rate):
+    del seed
+    self.learning_rate = learning_rate
+    self.global_step = 0
+    self.diverged = False
+    self.best_val_loss = math.inf
+    self._losses = iter(self._script)
+
+  def set_learning_rate(self, learning_rate):
+    self.learning_rate = learning_rate
+
+  def train(self, num_steps):
+    self.global_step += num_steps
+    return 1.0
+
+  def validate(self, keep_probabilities=False):
+    loss = next(self._losses)
+    self.best_val_loss = min(self.best_val_loss, loss)
+    return trainee_lib.EvalResult(loss, 0.5, np.full((4, 3), 1 / 3, np.float32))
+
+  def restore_best(self):
+    return False
+
+
 def _softmax(logits):
   e = np.exp(logits - logits.max(axis=1, keepdims=True))
   return e / e.sum(axis=1, keepdims=True)
@@ -194,6 +226,32 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
     # The next reset starts a healthy episode on the same trainee.
     self.assertFalse(env.reset().is_last())
     self.assertFalse(env.trainee.diverged)
+
+  def test_exploding_finite_val_loss_counts_as_divergence(self):
+    # The validation loss grows tenfold per decision without going NaN:
+    # without the bound one episode's return would be -(2 + 20 + 200 + ...).
+    def trainee_fn(seed):
+      del seed
+      return _ScriptedTrainee([2.0, 3.0, 30.0, 300.0, 3000.0])
+
+    env = env_lib.LearningRateControlEnv(
+      trainee_fn, num_steps=40, action_interval=10, max_val_loss_ratio=4.0
+    )
+    env.reset()
+    self.assertAllClose(env.step(np.float32(0.0)).reward, -3.0)
+    last = env.step(np.float32(0.0))  # 30 > 4 x 2: diverged, 3 decisions left.
+    self.assertTrue(last.is_last())
+    self.assertAllClose(last.reward, -2.0 * 3)
+    self.assertTrue(env.last_episode["diverged"])
+    self.assertAllClose(env.last_episode["return"], -3.0 - 6.0)
+    unbounded = env_lib.LearningRateControlEnv(
+      trainee_fn, num_steps=40, action_interval=10, max_val_loss_ratio=None
+    )
+    unbounded.reset()
+    rewards_seen = [float(unbounded.step(np.float32(0.0)).reward) for _ in range(4)]
+    self.assertAllClose(rewards_seen, [-3.0, -30.0, -300.0, -3000.0])
+    with self.assertRaisesRegex(UserError, "max_val_loss_ratio"):
+      env_lib.LearningRateControlEnv(trainee_fn, max_val_loss_ratio=0.5)
 
   def test_episode_seeds_advance_and_reset_reuses_the_graph(self):
     env = _env()

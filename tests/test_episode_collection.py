@@ -4,11 +4,10 @@ import tensorflow as tf
 from tf_agents.drivers import dynamic_episode_driver
 from tf_agents.environments import tf_py_environment
 from tf_agents.replay_buffers import tf_uniform_replay_buffer
-from tf_agents.utils import common
 
 from lr_controller import agent as agent_lib
 from lr_controller import env as env_lib
-from lr_controller import episode_collection, gin_utils
+from lr_controller import episode_collection, exploration, gin_utils
 
 _TOY = ["controller/noisy_quadratic.gin"]
 _BINDINGS = ["create_environment.num_steps=40"]
@@ -49,7 +48,7 @@ class EpisodeCollectionTest(tf.test.TestCase):
 
     envs = [env_lib.create_environment(seed=3) for _ in range(2)]
     episodes = episode_collection.collect_episodes(
-      envs, common.function(policy.action), policy.get_initial_state, [0, 1]
+      envs, exploration.SeededPolicy(policy), [0, 1], seed=3
     )
     got = episode_collection.to_experience(episodes, policy.trajectory_spec)
 
@@ -71,14 +70,14 @@ class EpisodeCollectionTest(tf.test.TestCase):
     )
 
   def test_spawned_environments_run_the_episodes_they_are_given(self):
+    # With the collect policy: episode 4 explores with the same noise in a
+    # spawned batch of two as alone in this process.
     local = env_lib.create_environment(seed=5)
     _, agent = _agent(local)
-    policy = agent.policy
+    policy = exploration.SeededPolicy(agent.collect_policy)
     envs = episode_collection.spawn_environments(2, seed=5)
     try:
-      episodes = episode_collection.collect_episodes(
-        envs, common.function(policy.action), policy.get_initial_state, [7, 4]
-      )
+      episodes = episode_collection.collect_episodes(envs, policy, [7, 4], seed=5)
     finally:
       for env in envs:
         env.close()
@@ -88,9 +87,8 @@ class EpisodeCollectionTest(tf.test.TestCase):
       [e.info["seed"] for e in episodes], [5 * 1_000_003 + k for k in (7, 4)]
     )
     # The same episode in this process gives the same trainee and run.
-    [same] = episode_collection.collect_episodes(
-      [local], common.function(policy.action), policy.get_initial_state, [4]
-    )
+    [same] = episode_collection.collect_episodes([local], policy, [4], seed=5)
+    self.assertAllClose(same.trajectory.action, episodes[1].trajectory.action)
     self.assertAllClose(same.trajectory.observation, episodes[1].trajectory.observation)
     self.assertAllClose(same.info["val_losses"], episodes[1].info["val_losses"])
 
@@ -99,7 +97,7 @@ class EpisodeCollectionTest(tf.test.TestCase):
     _, agent = _agent(env)
     with self.assertRaisesRegex(ValueError, "need as many environments"):
       episode_collection.collect_episodes(
-        [env], agent.policy.action, agent.policy.get_initial_state, [0, 1]
+        [env], exploration.SeededPolicy(agent.policy), [0, 1], seed=0
       )
 
 

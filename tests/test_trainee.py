@@ -216,9 +216,17 @@ class TraineeTest(tf.test.TestCase):
   def test_reset_gives_the_initial_weights_of_the_seed(self):
     trainee = _trainee(seed=3)
     trainee.train(10)
+    # Reseeding TensorFlow's global generator would restart this traced op's
+    # stream (and so the controller's exploration noise) at every reset.
+    draw = tf.function(lambda: tf.random.normal([4]))
+    before = draw()
     trainee.reset(seed=3, learning_rate=0.02)
-    for a, b in zip(trainee.model.get_weights(), _tiny_model(seed=3).get_weights()):
+    self.assertNotAllClose(draw(), before)
+    expected = trainee_lib.seeded_initial_weights(_tiny_model(seed=11), 3)
+    for a, b in zip(trainee.model.get_weights(), expected):
       self.assertAllClose(a, b)
+    other = trainee_lib.seeded_initial_weights(trainee.model, 4)
+    self.assertNotAllClose(other[0], expected[0])
     self.assertEqual(trainee.global_step, 0)
     self.assertAllClose(trainee.learning_rate, 0.02)
     for v in trainee.optimizer.variables:

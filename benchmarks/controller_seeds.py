@@ -1,0 +1,275 @@
+r"""Does the learned controller hold across controller seeds? (Table 1 protocol.)
+
+Trains the default digits controller (`controller/digits.gin`, its default
+episode count) from each controller seed, then judges each seed's greedy
+policy (`policies/greedy_policy`, chosen on validation trainees only) as
+`evaluate` does: the same held-out trainee seeds for every method, the
+best-validation checkpoint tested once, a two-sided Student t-test against
+the step decay chosen by the 48-run grid search, and against the best peer
+schedule. The policies a run had after 48 and 96 episodes (the grid search's
+own cost, and twice it) are judged the same way.
+
+  python benchmarks/controller_seeds.py                       # seeds 0 1 2, ~40 min on 2 cores
+  python benchmarks/controller_seeds.py --seeds=0 --checkpoints=  # one seed, final only
+
+Training runs as `train_controller` subprocesses, `--jobs` at a time, and
+resumes: re-running reuses finished training and evaluations. Prints one row
+per (episodes, controller seed) and a summary per episode count; writes
+ROOT/controller_seeds.json and ROOT/controller_seeds.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+from absl import app, flags
+
+flags.DEFINE_string(
+  "root_dir", os.path.join("runs", "controller_seeds"), "Output root."
+)
+flags.DEFINE_list("seeds", ["0", "1", "2"], "Controller seeds.")
+flags.DEFINE_list(
+  "checkpoints", ["48", "96"], "Earlier episode counts to judge too (exported copies)."
+)
+flags.DEFINE_integer("num_runs", 10, "Held-out trainee seeds per method.")
+flags.DEFINE_integer("jobs", 2, "Controller trainings at once.")
+flags.DEFINE_string("gin_file", "controller/digits.gin", "Controller setting.")
+flags.DEFINE_multi_string("gin_bindings", [], "Extra gin bindings (all runs).")
+FLAGS = flags.FLAGS
+
+CHANCE_TEST_LOSS = 1.0  # Digits: a run above this learned next to nothing.
+
+
+def _say(text: str) -> None:
+  print(text, flush=True)
+
+
+def _train_all(root: str) -> dict[int, str]:
+  """Trains (or resumes) one controller per seed; returns seed -> its root."""
+  roots = {
+    int(s): os.path.join(root, f"seed_{int(s)}", "controller") for s in FLAGS.seeds
+  }
+  pending = list(roots.items())
+  running: list[tuple[int, subprocess.Popen, object]] = []
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+  if FLAGS.jobs > 1:
+    env.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+  while pending or running:
+    while pending and len(running) < FLAGS.jobs:
+      seed, controller_root = pending.pop(0)
+      os.makedirs(controller_root, exist_ok=True)
+      log = open(os.path.join(controller_root, "train.log"), "a")
+      command = [
+        sys.executable,
+        "-m",
+        "lr_controller.bin.train_controller",
+        f"--root_dir={controller_root}",
+        f"--gin_file={FLAGS.gin_file}",
+        f"--seed={seed}",
+        *[f"--gin_bindings={b}" for b in FLAGS.gin_bindings],
+      ]
+      _say(f"training controller seed {seed} (log: {log.name})")
+      running.append(
+        (seed, subprocess.Popen(command, stdout=log, stderr=log, env=env), log)
+      )
+    time.sleep(5)
+    for item in list(running):
+      seed, process, log = item
+      if process.poll() is None:
+        continue
+      running.remove(item)
+      log.close()
+      if process.returncode:
+        raise SystemExit(
+          f"error: training controller seed {seed} failed (exit {process.returncode}); "
+          f"see {log.name}"
+        )
+      _say(f"controller seed {seed} trained")
+  return roots
+
+
+def _policies(controller_root: str) -> dict[str, str]:
+  """Label -> policy dir: the copies at `--checkpoints` episodes, then the final."""
+  policies = os.path.join(controller_root, "policies")
+  out = {}
+  for episodes in FLAGS.checkpoints:
+    path = os.path.join(policies, f"greedy_policy_{int(episodes):06d}")
+    if os.path.isdir(path):
+      out[str(int(episodes))] = path
+  out["final"] = os.path.join(policies, "greedy_policy")
+  return out
+
+
+def _evaluate(eval_root: str, policy_dir: str, search_path: str | None, peers) -> dict:
+  """`evaluation.evaluate` into `eval_root`, reused when it ran before."""
+  from lr_controller import constants, evaluation
+
+  results_path = os.path.join(eval_root, constants.RESULTS_JSON)
+  if os.path.exists(results_path):
+    with open(results_path) as f:
+      return json.load(f)
+  os.makedirs(eval_root, exist_ok=True)
+  return evaluation.evaluate(
+    eval_root,
+    policy_dir,
+    seed=0,
+    num_runs=FLAGS.num_runs,
+    baseline_search_path=search_path,
+    peers=evaluation.DEFAULT_PEERS if peers is None else peers,
+    say=lambda _: None,
+  )
+
+
+def _episodes_spent(controller_root: str) -> int:
+  from lr_controller import constants
+
+  with open(os.path.join(controller_root, constants.EPISODES_JSONL)) as f:
+    return sum(1 for _ in f)
+
+
+def _test_losses(method: dict) -> np.ndarray:
+  return np.array(
+    [r["test_loss"] for r in method["runs"] if r["test_loss"] is not None]
+  )
+
+
+def main(argv):
+  del argv
+  from scipy import stats
+
+  from lr_controller import constants, gin_utils
+
+  root = FLAGS.root_dir
+  os.makedirs(root, exist_ok=True)
+  roots = _train_all(root)
+  gin_utils.parse_gin([FLAGS.gin_file], FLAGS.gin_bindings, finalize=False)
+
+  # Step decay and the peers once (from the first seed's final policy); every
+  # other evaluation reuses the grid search and runs step decay again.
+  first = min(roots)
+  _say("evaluating step decay, the peers and the first controller")
+  reference = _evaluate(
+    os.path.join(root, "eval", f"seed_{first}_final"),
+    _policies(roots[first])["final"],
+    None,
+    peers=None,
+  )
+  search_path = os.path.join(
+    root, "eval", f"seed_{first}_final", constants.BASELINE_SEARCH_DIR
+  )
+  methods = {m["name"]: m for m in reference["settings"][0]["methods"]}
+  step_decay = _test_losses(methods["step_decay"])
+  peers = {n: m for n, m in methods.items() if m["kind"] == "peer"}
+  best_peer = min(peers, key=lambda n: _test_losses(peers[n]).mean()) if peers else None
+
+  rows = []
+  for seed, controller_root in sorted(roots.items()):
+    for label, policy_dir in _policies(controller_root).items():
+      if not os.path.isdir(policy_dir):
+        continue
+      _say(f"evaluating controller seed {seed} at {label} episodes")
+      results = (
+        reference
+        if (seed, label) == (first, "final")
+        else _evaluate(
+          os.path.join(root, "eval", f"seed_{seed}_{label}"),
+          policy_dir,
+          search_path,
+          (),
+        )
+      )
+      controller = next(
+        m for m in results["settings"][0]["methods"] if m["kind"] == "controller"
+      )
+      losses = _test_losses(controller)
+      row = {
+        "controller_seed": seed,
+        # Training episodes spent, and the episode whose policy validation chose.
+        "episodes": _episodes_spent(controller_root)
+        if label == "final"
+        else int(label),
+        "chosen_at": int(results["policy"]["metadata"].get("episodes", -1)),
+        "test_loss": [float(losses.mean()), float(losses.std(ddof=1))],
+        "n": int(len(losses)),
+        "at_chance": int(np.sum(losses > CHANCE_TEST_LOSS))
+        + FLAGS.num_runs
+        - int(len(losses)),
+        "p_vs_step_decay": float(stats.ttest_ind(losses, step_decay).pvalue),
+        "better_than_step_decay": bool(losses.mean() < step_decay.mean()),
+      }
+      if best_peer:
+        peer = _test_losses(peers[best_peer])
+        row["p_vs_best_peer"] = float(stats.ttest_ind(losses, peer).pvalue)
+        row["better_than_best_peer"] = bool(losses.mean() < peer.mean())
+      rows.append(row)
+
+  table = _table(rows, step_decay, best_peer, peers)
+  _say("")
+  _say(table)
+  summary = {
+    "step_decay": [float(step_decay.mean()), float(step_decay.std(ddof=1))],
+    "best_peer": None
+    if best_peer is None
+    else {
+      "name": best_peer,
+      "test_loss": [
+        float(_test_losses(peers[best_peer]).mean()),
+        float(_test_losses(peers[best_peer]).std(ddof=1)),
+      ],
+    },
+    "rows": rows,
+  }
+  with open(os.path.join(root, "controller_seeds.json"), "w") as f:
+    json.dump(summary, f, indent=2)
+  with open(os.path.join(root, "controller_seeds.md"), "w") as f:
+    f.write(table + "\n")
+  _say(f"\nwritten: {root}/controller_seeds.md, {root}/controller_seeds.json")
+
+
+def _table(rows, step_decay, best_peer, peers) -> str:
+  def ms(values):
+    return f"{values[0]:.4f} ± {values[1]:.4f}"
+
+  lines = [
+    f"step decay (48-run grid): test loss {step_decay.mean():.4f} ± "
+    f"{step_decay.std(ddof=1):.4f}"
+  ]
+  if best_peer:
+    peer = _test_losses(peers[best_peer])
+    lines.append(
+      f"best peer: {best_peer}, test loss {peer.mean():.4f} ± {peer.std(ddof=1):.4f}"
+    )
+  lines += [
+    "",
+    "| episodes | controller seed | chosen at | test loss | vs step decay | p | vs best peer | p | runs at chance |",
+    "|---|---|---|---|---|---|---|---|---|",
+  ]
+  for r in sorted(rows, key=lambda r: (r["episodes"], r["controller_seed"])):
+    lines.append(
+      f"| {r['episodes']} | {r['controller_seed']} | {r['chosen_at']} | {ms(r['test_loss'])} | "
+      f"{'better' if r['better_than_step_decay'] else 'worse'} | {r['p_vs_step_decay']:.3g} | "
+      f"{'better' if r.get('better_than_best_peer') else 'worse'} | "
+      f"{r.get('p_vs_best_peer', float('nan')):.3g} | {r['at_chance']} |"
+    )
+  lines.append("")
+  for episodes in sorted({r["episodes"] for r in rows}):
+    group = [r for r in rows if r["episodes"] == episodes]
+    lines.append(
+      f"after {episodes} episodes: below step decay in "
+      f"{sum(r['better_than_step_decay'] for r in group)}/{len(group)} seeds, "
+      f"significantly (p < 0.05) in "
+      f"{sum(r['better_than_step_decay'] and r['p_vs_step_decay'] < 0.05 for r in group)}"
+      f"/{len(group)}; significantly worse in "
+      f"{sum(not r['better_than_step_decay'] and r['p_vs_step_decay'] < 0.05 for r in group)}"
+      f"/{len(group)}; runs at chance level: {sum(r['at_chance'] for r in group)}"
+    )
+  return "\n".join(lines)
+
+
+if __name__ == "__main__":
+  app.run(main)

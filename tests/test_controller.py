@@ -1,0 +1,119 @@
+"""The controller core: the action rule, the observation guard, and one path for users.
+
+The last test is the one that matters to users: the Keras callback in a real
+`model.fit` and the evaluation's controller run give the same learning-rate
+path for the same trainee seed and policy.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import lr_controller
+from lr_controller import controller as controller_lib
+from lr_controller import controller_training, evaluation, gin_utils
+from lr_controller import trainee as trainee_lib
+
+SMOKE = ["controller/digits.gin", "smoke.gin"]
+# Six decisions per run, a policy trained for one update.
+BINDINGS = ["NUM_STEPS = 60", "create_agent.num_epochs = 2"]
+
+
+class ActionRuleTest(tf.test.TestCase):
+  def test_apply_action(self):
+    bound = math.log(2.0)
+    rule = lambda lr, a: controller_lib.apply_action(lr, a, bound, 1e-4, 1.0)  # noqa: E731
+    self.assertAllClose(rule(0.01, bound), (0.02, bound, True))
+    self.assertAllClose(rule(0.01, 5.0), (0.02, bound, True))  # Clipped to x2.
+    self.assertAllClose(rule(0.01, -5.0), (0.005, -bound, True))
+    self.assertEqual(rule(0.01, float("nan")), (0.01, 0.0, False))
+    self.assertEqual(rule(0.01, float("inf")), (0.01, 0.0, False))
+    self.assertAllClose(rule(0.8, bound)[0], 1.0)  # The largest rate.
+    self.assertAllClose(rule(1.5e-4, -bound)[0], 1e-4)  # The smallest.
+
+  def test_guard_observation(self):
+    got = controller_lib.guard_observation([np.nan, 1e9, -1e9, 0.5])
+    self.assertEqual(got.dtype, np.float32)
+    self.assertAllClose(got, [0.0, 1e6, -1e6, 0.5])
+
+
+@pytest.mark.slow
+class OnePathTest(tf.test.TestCase):
+  """A real exported policy on the digits smoke setting (~40 s)."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.root = tempfile.mkdtemp(prefix="lrc_test_controller_")
+    gin_utils.parse_gin(SMOKE, BINDINGS, finalize=False)
+    trained = controller_training.train_controller(
+      os.path.join(cls.root), seed=0, num_episodes=2, say=lambda _: None
+    )
+    cls.policy_dir = trained["policy_dir"]
+
+  def setUp(self):
+    super().setUp()
+    gin_utils.parse_gin(SMOKE, BINDINGS, finalize=False)
+
+  def test_controller_acts_as_the_exported_module(self):
+    policy = controller_lib.load_policy(self.policy_dir)
+    controller = controller_lib.Controller(policy)
+    observation = np.linspace(-1, 1, len(policy.feature_names)).astype(np.float32)
+    self.assertTrue(controller.first)
+    action = controller.act(observation)
+    self.assertFalse(controller.first)
+    expected = policy.module.action(
+      tf.constant(observation[None]),
+      tf.constant([0]),
+      list(policy.module.get_initial_state(tf.constant(1))),
+    )["action"]
+    self.assertAllClose(action, float(expected[0]))
+    controller.reset()
+    self.assertTrue(controller.first)
+
+  def test_callback_in_fit_and_evaluation_give_the_same_learning_rates(self):
+    seed = evaluation.evaluation_seeds(0, 1)[0]
+    policy, metadata = evaluation.load_policy(self.policy_dir)
+    env = evaluation.make_environment(metadata)
+    run = evaluation.run_controller(env, policy, seed)
+
+    # The user's side: the same trainee (weights, batches, rate) in `fit`.
+    trainee = trainee_lib.build_trainee(seed=seed)
+    num_steps = env.num_steps
+    model = trainee.model
+    model.compile(
+      tf.keras.optimizers.SGD(run["initial_learning_rate"], momentum=0.9),
+      loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    validation = tuple(
+      tf.concat(part, 0)
+      for part in zip(*[(x, y) for x, y in trainee.data.validation])
+    )
+    scheduler = lr_controller.LearnedLRScheduler(
+      self.policy_dir,
+      validation_data=validation,
+      validation_examples=int(validation[0].shape[0]),
+      total_steps=num_steps,
+    )
+    model.fit(
+      trainee.data.train_stream(seed).take(num_steps),
+      epochs=1,
+      callbacks=[scheduler],
+      verbose=0,
+    )
+    fit_rates = [row["lr"] for row in scheduler.history]
+    # The environment records the rate of each chunk it trained; the callback
+    # also records the rate it set after the last chunk, which no step uses.
+    self.assertLen(fit_rates, len(run["learning_rates"]) + 1)
+    self.assertAllClose(fit_rates[:-1], run["learning_rates"], rtol=1e-4)
+    self.assertGreater(len(set(np.round(run["learning_rates"], 8))), 1)
+
+
+if __name__ == "__main__":
+  tf.test.main()
