@@ -82,6 +82,11 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
       initial validation loss counts as divergence (ends the episode with the
       penalty), so an exploding but finite run cannot give one episode a
       return that swamps every other in its PPO update; None disables it.
+    reward_scale: every reward (the penalty included) is multiplied by this
+      (> 0). It does not change which schedule is best, but returns of order 1
+      let the critic, whose outputs move by about its Adam rate per step, fit
+      them within a few updates; 1 / decisions_per_episode makes the return
+      the mean reward per decision.
     seed: base seed; episode k uses seed `seed * 1_000_003 + k`.
     evaluate_test: evaluate the best-validation checkpoint on the test split at
       the end of each episode (reported in `last_episode`, never observed).
@@ -100,6 +105,7 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     reward: str = "neg_val_loss",
     divergence_penalty: float | None = None,
     max_val_loss_ratio: float | None = 4.0,
+    reward_scale: float = 1.0,
     seed: int = 0,
     evaluate_test: bool = True,
   ):
@@ -135,6 +141,9 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     if max_val_loss_ratio is not None and not max_val_loss_ratio > 1:
       raise UserError(f"max_val_loss_ratio must be above 1, got {max_val_loss_ratio}")
     self._max_val_loss_ratio = max_val_loss_ratio
+    if not reward_scale > 0:
+      raise UserError(f"reward_scale must be positive, got {reward_scale}")
+    self._reward_scale = float(reward_scale)
     self._seed = int(seed)
     self._evaluate_test = evaluate_test
     self.episode_index = 0  # Episodes started so far; restored when resuming.
@@ -239,10 +248,10 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
       else:
         reward = self._reward.penalty(self._initial_val_loss, previous_val, remaining)
       self._episode["val_losses"].append(None)
-      return self._end(reward, diverged=True)
+      return self._end(self._reward_scale * reward, diverged=True)
     self._val_loss = result.loss
     self._episode["val_losses"].append(result.loss)
-    reward = float(self._reward.fn(previous_val, result.loss))
+    reward = self._reward_scale * float(self._reward.fn(previous_val, result.loss))
     state = self._state(train_loss, result.probabilities, lr)
     self._probabilities = result.probabilities
     self._observation = self._observe(state)

@@ -146,14 +146,24 @@ class ControllerTrainingTest(tf.test.TestCase):
     # Keras initializers without a seed draw from NumPy's global generator:
     # unseeded, two runs of one command used to differ from the first action.
     # Exploration is seeded per (seed, episode, decision), so a run stopped
-    # after its first update and resumed, or collected on two parallel
-    # environments, collects the same episodes and trains the same updates.
+    # after its first update and resumed, collected on two parallel
+    # environments, or exporting and selecting between updates, collects the
+    # same episodes and trains the same updates.
     tmp = self.create_tempdir().full_path
     runs = {
       "a": [["--num_episodes=4"]],
       "b": [["--num_episodes=4"]],
       "resumed": [["--num_episodes=2"], ["--num_episodes=4"]],
       "parallel": [["--num_episodes=4", "--num_parallel_envs=2"]],
+      # Export, selection runs, checkpoints and summaries after every update
+      # must not change what is trained.
+      "exports": [
+        [
+          "--num_episodes=4",
+          "--gin_bindings=train_controller.export_interval=2",
+          "--gin_bindings=train_controller.selection_runs=2",
+        ]
+      ],
     }
     rows, said = {}, {}
     for name, invocations in runs.items():
@@ -170,6 +180,7 @@ class ControllerTrainingTest(tf.test.TestCase):
 
     self.assertEqual(key("a"), key("b"))
     self.assertEqual(key("a"), key("resumed"))
+    self.assertEqual(key("a"), key("exports"))
     for mine, theirs in zip(rows["a"], rows["parallel"]):
       self.assertAllClose(mine["learning_rates"], theirs["learning_rates"], rtol=1e-5)
     # Different episodes explore differently (frozen noise repeated one

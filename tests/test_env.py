@@ -252,6 +252,16 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllClose(rewards_seen, [-3.0, -30.0, -300.0, -3000.0])
     with self.assertRaisesRegex(UserError, "max_val_loss_ratio"):
       env_lib.LearningRateControlEnv(trainee_fn, max_val_loss_ratio=0.5)
+    # reward_scale multiplies every reward, the penalty included.
+    scaled = env_lib.LearningRateControlEnv(
+      trainee_fn, num_steps=40, action_interval=10, reward_scale=0.25
+    )
+    scaled.reset()
+    self.assertAllClose(scaled.step(np.float32(0.0)).reward, -3.0 * 0.25)
+    self.assertAllClose(scaled.step(np.float32(0.0)).reward, -2.0 * 3 * 0.25)
+    self.assertAllClose(scaled.last_episode["return"], (-3.0 - 6.0) * 0.25)
+    with self.assertRaisesRegex(UserError, "reward_scale"):
+      env_lib.LearningRateControlEnv(trainee_fn, reward_scale=0.0)
 
   def test_episode_seeds_advance_and_reset_reuses_the_graph(self):
     env = _env()
