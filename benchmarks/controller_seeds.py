@@ -27,7 +27,7 @@ import sys
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import app, flags, logging
 
 flags.DEFINE_string(
   "root_dir", os.path.join("runs", "controller_seeds"), "Output root."
@@ -38,7 +38,9 @@ flags.DEFINE_list(
 )
 flags.DEFINE_integer("num_runs", 10, "Held-out trainee seeds per method.")
 flags.DEFINE_integer("jobs", 2, "Controller trainings at once.")
-flags.DEFINE_string("gin_file", "controller/digits.gin", "Controller setting.")
+flags.DEFINE_multi_string(
+  "gin_file", ["controller/digits.gin"], "Controller setting (repeatable)."
+)
 flags.DEFINE_multi_string("gin_bindings", [], "Extra gin bindings (all runs).")
 FLAGS = flags.FLAGS
 
@@ -69,7 +71,7 @@ def _train_all(root: str) -> dict[int, str]:
         "-m",
         "lr_controller.bin.train_controller",
         f"--root_dir={controller_root}",
-        f"--gin_file={FLAGS.gin_file}",
+        *[f"--gin_file={g}" for g in FLAGS.gin_file],
         f"--seed={seed}",
         *[f"--gin_bindings={b}" for b in FLAGS.gin_bindings],
       ]
@@ -144,10 +146,11 @@ def main(argv):
 
   from lr_controller import constants, gin_utils
 
+  logging.set_verbosity(logging.WARNING)
   root = FLAGS.root_dir
   os.makedirs(root, exist_ok=True)
   roots = _train_all(root)
-  gin_utils.parse_gin([FLAGS.gin_file], FLAGS.gin_bindings, finalize=False)
+  gin_utils.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings, finalize=False)
 
   # Step decay and the peers once (from the first seed's final policy); every
   # other evaluation reuses the grid search and runs step decay again.

@@ -22,11 +22,13 @@ from collections.abc import Sequence
 import gin
 import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
 from tf_agents.agents.ppo import ppo_clip_agent
 from tf_agents.networks import (
   actor_distribution_network,
   actor_distribution_rnn_network,
   normal_projection_network,
+  sequential,
   value_network,
   value_rnn_network,
 )
@@ -35,6 +37,49 @@ from tf_agents.utils import common
 from lr_controller.errors import UserError
 
 ACTOR_NETWORKS = ("mlp", "lstm")
+ACTION_HEADS = ("gaussian", "beta")
+
+
+def beta_actor_network(
+  observation_spec, action_spec, hidden_units: int
+) -> sequential.Sequential:
+  """An MLP actor whose action distribution is a Beta over the action bounds.
+
+  Outputs `low + (high - low) * Beta(1 + softplus(u), 1 + softplus(v))`: both
+  concentrations stay above 1, so the density is finite and zero at the
+  bounds (log-probabilities of sampled actions stay finite), every action lies
+  inside the bounds (nothing is clipped, so gradients reach every sample), and
+  the mode, the greedy action, is unique. It starts near Beta(1.69, 1.69),
+  centred on the zero log factor.
+
+  Args:
+    observation_spec: the (TF) observation spec, [num_features].
+    action_spec: a bounded scalar (TF) action spec.
+    hidden_units: units of the hidden layer.
+  """
+  low, high = float(action_spec.minimum), float(action_spec.maximum)
+
+  def to_distribution(params):
+    alpha = 1.0 + tf.nn.softplus(params[..., 0])
+    beta = 1.0 + tf.nn.softplus(params[..., 1])
+    return tfp.distributions.TransformedDistribution(
+      tfp.distributions.Beta(alpha, beta),
+      tfp.bijectors.Chain([tfp.bijectors.Shift(low), tfp.bijectors.Scale(high - low)]),
+    )
+
+  return sequential.Sequential(
+    [
+      tf.keras.layers.Dense(hidden_units, activation=tf.keras.activations.tanh),
+      tf.keras.layers.Dense(
+        2,
+        kernel_initializer=tf.keras.initializers.VarianceScaling(0.1),
+        bias_initializer="zeros",
+      ),
+      tf.keras.layers.Lambda(to_distribution),
+    ],
+    input_spec=observation_spec,
+    name="BetaActorNetwork",
+  )
 
 
 class ActorCriticOptimizer(tf.Module):
@@ -83,6 +128,7 @@ def create_agent(
   time_step_spec,
   action_spec,
   actor_network: str = "mlp",
+  action_head: str = "gaussian",
   hidden_units: int = 32,
   actor_learning_rate: float = 1e-3,
   critic_learning_rate: float = 5e-3,
@@ -104,6 +150,10 @@ def create_agent(
     action_spec: the environment's (TF) action spec, a bounded scalar.
     actor_network: "mlp" (one hidden layer) or "lstm" (an LSTM actor and an LSTM
       value network, as tf-agents' PPO needs both recurrent).
+    action_head: "gaussian" (a Normal with state-independent spread, clipped
+      to the bounds when applied) or "beta" (`beta_actor_network`: a Beta on
+      the bounds; MLP actor only). `initial_action_stddev` and `squash_mean`
+      apply to the Gaussian.
     hidden_units: units of the hidden layer / LSTM (paper: 32).
     actor_learning_rate: Adam rate of the actor (paper: 1e-3).
     critic_learning_rate: Adam rate of the critic (paper: 5e-3).
@@ -132,6 +182,12 @@ def create_agent(
     raise UserError(
       f"unknown actor_network '{actor_network}' (known: {', '.join(ACTOR_NETWORKS)})"
     )
+  if action_head not in ACTION_HEADS:
+    raise UserError(
+      f"unknown action_head '{action_head}' (known: {', '.join(ACTION_HEADS)})"
+    )
+  if action_head == "beta" and actor_network != "mlp":
+    raise UserError("action_head 'beta' needs actor_network 'mlp'")
   if hidden_units <= 0:
     raise UserError(f"hidden_units must be positive, got {hidden_units}")
   for name, value in (("actor", actor_learning_rate), ("critic", critic_learning_rate)):
@@ -152,7 +208,14 @@ def create_agent(
       else normal_projection_network.tanh_squash_to_spec,
     )
 
-  if actor_network == "mlp":
+  if action_head == "beta":
+    actor_net = beta_actor_network(observation_spec, action_spec, hidden_units)
+    value_net = value_network.ValueNetwork(
+      observation_spec,
+      fc_layer_params=(hidden_units,),
+      activation_fn=tf.keras.activations.tanh,
+    )
+  elif actor_network == "mlp":
     actor_net = actor_distribution_network.ActorDistributionNetwork(
       observation_spec,
       action_spec,

@@ -8,7 +8,7 @@ the progress line:
 |-----------------------|-----------------------------------------------------------------|
 | at_bound_share        | share of sampled actions at or past the action bounds           |
 | policy_mean           | mean of the action distribution's mean (log factor)             |
-| policy_std            | mean of its standard deviation (log factor)                     |
+| policy_std            | mean of its standard deviation (log factor; None for a Beta)    |
 | entropy               | mean entropy of the updated policy (nats)                       |
 | approx_kl             | KL(pi_old, pi_new) by Schulman's estimator mean((r-1) - log r)  |
 | clip_fraction         | PPO's share of ratios pi_new/pi_old outside [1 - eps, 1 + eps]  |
@@ -78,11 +78,15 @@ def before_update(agent, experience: trajectory_lib.Trajectory) -> dict:
   returns, _ = agent.compute_return_and_advantage(next_time_steps, values)
   # `returns` covers the first T - 1 steps; the last step is a boundary.
   returns = np.concatenate([np.asarray(returns)[0], [0.0]])
+  try:
+    std = np.asarray(distribution.stddev())[0]
+  except NotImplementedError:  # A transformed Beta has no closed-form stddev.
+    std = None
   return {
     "log_prob": np.asarray(distribution.log_prob(experience.action))[0],
     "value": np.asarray(values)[0],
     "mean": np.asarray(distribution.mean())[0],
-    "std": np.asarray(distribution.stddev())[0],
+    "std": std,
     "return": returns,
     "valid": ~np.asarray(experience.is_boundary())[0],
   }
@@ -116,7 +120,7 @@ def after_update(
   return {
     "at_bound_share": float(np.mean(np.abs(action[valid]) >= max_log_factor)),
     "policy_mean": float(np.mean(before["mean"][valid])),
-    "policy_std": float(np.mean(before["std"][valid])),
+    "policy_std": None if before["std"] is None else float(np.mean(before["std"][valid])),
     "entropy": float(np.mean(entropy[valid])),
     "approx_kl": float(np.mean(np.expm1(log_ratio) - log_ratio)),
     "clip_fraction": float(loss_info.extra.clip_fraction),
@@ -124,7 +128,8 @@ def after_update(
     if spread > 0
     else None,
     "noise_correlation": noise_correlation(
-      (action - before["mean"]) / before["std"], valid
+      (action - before["mean"]) / (1.0 if before["std"] is None else before["std"]),
+      valid,
     ),
   }
 

@@ -67,12 +67,18 @@ class AgentTest(tf.test.TestCase, parameterized.TestCase):
     self.assertTrue(any("actor_optimizer" in n for n in slot_names))
     self.assertTrue(any("critic_optimizer" in n for n in slot_names))
 
-  @parameterized.named_parameters(("mlp", "mlp"), ("lstm", "lstm"))
-  def test_train_step_changes_actor_weights_with_finite_losses(self, network):
+  @parameterized.named_parameters(
+    ("mlp", "mlp", "gaussian"), ("lstm", "lstm", "gaussian"), ("beta", "mlp", "beta")
+  )
+  def test_train_step_changes_actor_weights_with_finite_losses(self, network, head):
     tf.random.set_seed(0)
     tf_env = _tf_env()
     agent = agent_lib.create_agent(
-      tf_env.time_step_spec(), tf_env.action_spec(), actor_network=network, num_epochs=2
+      tf_env.time_step_spec(),
+      tf_env.action_spec(),
+      actor_network=network,
+      action_head=head,
+      num_epochs=2,
     )
     before = [v.numpy().copy() for v in agent.actor_net.trainable_variables]
     experience = _collect(agent, tf_env)
@@ -86,12 +92,34 @@ class AgentTest(tf.test.TestCase, parameterized.TestCase):
     if network == "lstm":
       self.assertNotEmpty(tf.nest.flatten(agent.policy.policy_state_spec))
 
+  def test_beta_head_stays_inside_the_bounds_and_its_mode_is_greedy(self):
+    tf.random.set_seed(0)
+    tf_env = _tf_env()
+    spec = tf_env.action_spec()
+    agent = agent_lib.create_agent(
+      tf_env.time_step_spec(), spec, action_head="beta"
+    )
+    time_step = tf_env.reset()
+    batch = tf.nest.map_structure(lambda t: tf.repeat(t, 500, axis=0), time_step)
+    samples = agent.collect_policy.action(batch).action.numpy()
+    self.assertTrue(np.all(samples > spec.minimum) and np.all(samples < spec.maximum))
+    # Both concentrations start near 1 + softplus(0): a spread of about
+    # (high - low) * 0.24 around the centre.
+    self.assertAllClose(samples.std(), 0.24 * (spec.maximum - spec.minimum), rtol=0.2)
+    distribution = agent.collect_policy.distribution(time_step).action
+    greedy = agent.policy.action(time_step).action
+    self.assertAllClose(greedy, distribution.mode(), atol=1e-6)
+    log_prob = distribution.log_prob(tf.constant([spec.maximum - 1e-4], tf.float32))
+    self.assertTrue(np.all(np.isfinite(log_prob.numpy())))
+
   def test_bad_arguments(self):
     tf_env = _tf_env()
     for kwargs in (
       dict(actor_network="gru"),
       dict(hidden_units=0),
       dict(critic_learning_rate=0),
+      dict(action_head="cauchy"),
+      dict(action_head="beta", actor_network="lstm"),
     ):
       with self.assertRaises(UserError):
         agent_lib.create_agent(tf_env.time_step_spec(), tf_env.action_spec(), **kwargs)

@@ -4,8 +4,10 @@ r"""Trains the PPO learning-rate controller (resumable).
       --gin_file=controller/digits.gin --num_episodes=150 --num_parallel_envs=2
 
 Re-running the same command resumes from the last checkpoint; --num_episodes
-is the total to reach. The greedy policy is exported (TensorFlow-only
-SavedModel) to ROOT/policies/greedy_policy after every episode.
+is the total to reach. Every `train_controller.export_interval` episodes and at
+the end, the greedy policy is exported (TensorFlow-only SavedModel) to
+ROOT/policies/last_policy, judged on validation trainees, and kept as
+ROOT/policies/greedy_policy if it is the best so far.
 """
 
 import os
