@@ -495,7 +495,7 @@ class LearnedLRSchedulerTest(tf.test.TestCase):
     with self.assertRaisesRegex(UserError, "gradient_norm"):
       lr_controller.LearnedLRScheduler(self._fake_policy_dir(unknown))
     mismatch = self._fake_policy_dir(observation_size=3)
-    with self.assertRaisesRegex(UserError, "3 entries.*7 features"):
+    with self.assertRaisesRegex(UserError, "3 entries.*8 features"):
       lr_controller.LearnedLRScheduler(mismatch, probe_data=np.zeros((1, 8, 8)))
 
   def test_exported_policies_carry_the_core_format(self):
