@@ -383,7 +383,7 @@ class EvaluationTest(tf.test.TestCase):
   def test_bad_arguments_are_user_errors(self):
     _parse()
     root = self.create_tempdir().full_path
-    with self.assertRaisesRegex(UserError, "no exported controller"):
+    with self.assertRaisesRegex(UserError, "is not a controller policy"):
       evaluation.evaluate(root, root, say=_quiet)
     with self.assertRaisesRegex(UserError, "unknown peer"):
       evaluation.evaluate(root, self.policy_dir, peers=("sgdr",), say=_quiet)
@@ -412,7 +412,8 @@ class EvaluationTest(tf.test.TestCase):
     self.assertEqual(proc.returncode, EXIT_USER_ERROR, proc.stderr)
     self.assertNotIn("Traceback", proc.stderr)
     lines = proc.stderr.strip().splitlines()
-    self.assertTrue(lines and lines[-1].startswith("error: no exported controller"))
+    self.assertTrue(lines and "is not a controller policy" in lines[-1], lines[-1:])
+    self.assertTrue(lines[-1].startswith("error: "))
     self.assertLen([line for line in lines if line.startswith("error")], 1)
 
 
