@@ -120,7 +120,9 @@ def after_update(
   return {
     "at_bound_share": float(np.mean(np.abs(action[valid]) >= max_log_factor)),
     "policy_mean": float(np.mean(before["mean"][valid])),
-    "policy_std": None if before["std"] is None else float(np.mean(before["std"][valid])),
+    "policy_std": None
+    if before["std"] is None
+    else float(np.mean(before["std"][valid])),
     "entropy": float(np.mean(entropy[valid])),
     "approx_kl": float(np.mean(np.expm1(log_ratio) - log_ratio)),
     "clip_fraction": float(loss_info.extra.clip_fraction),

@@ -96,9 +96,7 @@ class AgentTest(tf.test.TestCase, parameterized.TestCase):
     tf.random.set_seed(0)
     tf_env = _tf_env()
     spec = tf_env.action_spec()
-    agent = agent_lib.create_agent(
-      tf_env.time_step_spec(), spec, action_head="beta"
-    )
+    agent = agent_lib.create_agent(tf_env.time_step_spec(), spec, action_head="beta")
     time_step = tf_env.reset()
     batch = tf.nest.map_structure(lambda t: tf.repeat(t, 500, axis=0), time_step)
     samples = agent.collect_policy.action(batch).action.numpy()

@@ -92,8 +92,7 @@ class OnePathTest(tf.test.TestCase):
       loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
     validation = tuple(
-      tf.concat(part, 0)
-      for part in zip(*[(x, y) for x, y in trainee.data.validation])
+      tf.concat(part, 0) for part in zip(*[(x, y) for x, y in trainee.data.validation])
     )
     scheduler = lr_controller.LearnedLRScheduler(
       self.policy_dir,
