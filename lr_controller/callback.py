@@ -81,6 +81,7 @@ import tensorflow as tf
 
 from lr_controller import controller as controller_lib
 from lr_controller import features as features_lib
+from lr_controller import io_utils
 from lr_controller.errors import UserError, first_line
 
 # Features read from the model's outputs on fixed inputs.
@@ -192,10 +193,6 @@ def _learning_rate_variable(model: tf.keras.Model) -> tf.Variable:
       "float learning rate"
     )
   return learning_rate
-
-
-def _finite_or_none(value: float | None) -> float | None:
-  return value if value is not None and math.isfinite(value) else None
 
 
 class LearnedLRScheduler(tf.keras.callbacks.Callback):
@@ -487,8 +484,8 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
       "step": self._step,
       "lr": lr,
       "action": None,
-      "val_loss": _finite_or_none(val_loss),
-      "train_loss": _finite_or_none(train_loss),
+      "val_loss": io_utils.finite_or_none(val_loss),
+      "train_loss": io_utils.finite_or_none(train_loss),
     }
     names = self.policy.feature_names
     needed_finite = [

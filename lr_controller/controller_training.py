@@ -328,7 +328,7 @@ def train_controller(
           {
             "episodes": episode,
             "update": update,
-            "ppo_loss": _finite(total_loss),
+            "ppo_loss": io_utils.finite_or_none(total_loss),
             **diagnostics,
           },
         )
@@ -349,7 +349,7 @@ def train_controller(
             "learning_rates": info["learning_rates"],
             "val_losses": info["val_losses"],
             "seconds": round(info["seconds"], 3),
-            "ppo_loss": _finite(total_loss),
+            "ppo_loss": io_utils.finite_or_none(total_loss),
             "update": update,
             "wall_time": round(time.time(), 3),  # When the update was done.
           }
@@ -402,10 +402,6 @@ def train_controller(
   finally:
     collector.close(finished=episode >= num_episodes)
   return {"episodes": episode, "policy_dir": policy_dir, "last_episode": last_row}
-
-
-def _finite(value: float) -> float | None:
-  return value if math.isfinite(value) else None
 
 
 def _say_progress(

@@ -37,6 +37,7 @@ from tf_agents.trajectories import time_step as ts
 
 from lr_controller import controller as controller_lib
 from lr_controller import features as features_lib
+from lr_controller import io_utils
 from lr_controller import rewards as rewards_lib
 from lr_controller import trainee as trainee_lib
 from lr_controller.errors import UserError
@@ -236,9 +237,7 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     trainee.set_learning_rate(lr)
     train_loss = trainee.train(self.action_interval)
     self._episode["learning_rates"].append(lr)
-    self._episode["train_losses"].append(
-      train_loss if math.isfinite(train_loss) else None
-    )
+    self._episode["train_losses"].append(io_utils.finite_or_none(train_loss))
     previous_val = self._val_loss
     result = None if trainee.diverged else trainee.validate(keep_probabilities=True)
     if trainee.diverged or self._exploded(result.loss):

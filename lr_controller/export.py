@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 
 import tensorflow as tf
 from tf_agents.trajectories import time_step as ts
@@ -106,15 +104,10 @@ class PolicyExporter:
 
 
 def _save(module: ControllerModule, metadata: dict, export_dir: str) -> str:
-  parent = os.path.dirname(os.path.abspath(export_dir))
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp_export_")
-  try:
-    tf.saved_model.save(module, tmp)
-    with open(os.path.join(tmp, METADATA_FILE), "w") as f:
+  def write(path: str) -> None:
+    tf.saved_model.save(module, path)
+    with open(os.path.join(path, METADATA_FILE), "w") as f:
       json.dump(metadata, f, indent=2, sort_keys=True)
-    io_utils.replace_dir(tmp, export_dir)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
+
+  io_utils.write_dir(export_dir, write)
   return export_dir

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 
@@ -96,15 +98,28 @@ def replace_dir(source: str, target: str) -> None:
     os.replace(source, target)
 
 
-def copy_dir(source: str, target: str) -> None:
-  """Copies directory `source` to `target` (replacing it, see `replace_dir`)."""
+def write_dir(target: str, write: Callable[[str], None]) -> None:
+  """Fills a fresh sibling directory with `write(path)`, then swaps it in.
+
+  A reader sees the old or the new `target`, never a half-written one
+  (`replace_dir`); if `write` fails, `target` is left as it was.
+  """
   parent = os.path.dirname(os.path.abspath(target))
   os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp_copy_")
+  tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp_")
   try:
-    os.rmdir(tmp)
-    shutil.copytree(source, tmp)
+    write(tmp)
     replace_dir(tmp, target)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
+
+
+def copy_dir(source: str, target: str) -> None:
+  """Copies directory `source` to `target` (replacing it, see `write_dir`)."""
+  write_dir(target, lambda tmp: shutil.copytree(source, tmp, dirs_exist_ok=True))
+
+
+def finite_or_none(value: float | None) -> float | None:
+  """`value`, or None if it is None, NaN or infinite (JSON has no NaN)."""
+  return value if value is not None and math.isfinite(value) else None
