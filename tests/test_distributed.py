@@ -74,9 +74,18 @@ class ProtocolTest(tf.test.TestCase):
       py_env, agent = controller_training.build_environment_and_agent(seed)
       said = []
       learner = distributed.ReverbCollector(
-        agent, client, reissue_after_secs=1.0, say=said.append
+        agent, client, reissue_after_secs=2.0, say=said.append
       )
       policy = exploration.SeededPolicy(agent.collect_policy)
+      # Collected up front (the learner's policy does not change during
+      # `collect`), so the scripted collector answers at once and only the
+      # lost ticket can run into the re-issue timeout, however slow the machine.
+      collected = {
+        k: episode_collection.collect_episodes([py_env], policy, [k], seed)[0]
+        for k in (4, 5)
+      }
+      for episode in collected.values():
+        episode.info["seconds"] = 0.1
       log = []
 
       def scripted_collector():
@@ -86,24 +95,16 @@ class ProtocolTest(tf.test.TestCase):
         ]
         log.append(("lost", tickets[0]))  # This collector "dies" with ticket 0.
         version, index = tickets[1]
-        [episode] = episode_collection.collect_episodes(
-          [py_env], policy, [int(index)], seed
-        )
-        episode.info["seconds"] = 0.1
         # The right episode, a stale copy and a duplicate.
         for v in (version, version - 1, version):
           client.insert(
-            distributed._encode_episode(episode, int(v)),
+            distributed._encode_episode(collected[int(index)], int(v)),
             {distributed.EPISODES_TABLE: 1.0},
           )
         reissued = next(client.sample(distributed.TICKETS_TABLE, 1))[0].data[0]
         log.append(("reissued", tuple(reissued)))
-        [episode] = episode_collection.collect_episodes(
-          [py_env], policy, [int(reissued[1])], seed
-        )
-        episode.info["seconds"] = 0.1
         client.insert(
-          distributed._encode_episode(episode, int(reissued[0])),
+          distributed._encode_episode(collected[int(reissued[1])], int(reissued[0])),
           {distributed.EPISODES_TABLE: 1.0},
         )
 
