@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # lr_controller's one entry point.
 #   ./run.sh            set up .venv if needed, then run the main job on the embedded digits data
-#   ./run.sh test [ARGS] set up, then run the test suite (extra ARGS go to pytest)
+#   ./run.sh test [ARGS] set up, then run the test suite (extra ARGS go to pytest);
+#                       without ARGS, then also the callback on Keras 3 (scripts/check_keras3.sh)
 #   ./run.sh distributed [FLAGS]  the Reverb actor-learner layout on localhost
 #   ./run.sh setup      set up only
 # Re-running is fast: the install is redone only when setup.py or constraints.txt change.
@@ -37,12 +38,12 @@ setup() {
   local want
   want="$(cat setup.py constraints.txt | sha256sum | cut -d' ' -f1)"
   if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
-    echo "[setup] installing lr_controller and its pinned stack into .venv (a few minutes the first time)"
+    echo "[setup] installing lr_controller with its pinned training stack into .venv (a few minutes the first time)"
     # The build tools first: the editable install below builds without isolation.
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
       "setuptools==65.5.0" "wheel==0.48.0"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-      -c constraints.txt --no-build-isolation -e ".[test]"
+      -c constraints.txt --no-build-isolation -e ".[train,test]"
     echo "$want" > "$STAMP"
   fi
 }
@@ -56,7 +57,15 @@ case "$cmd" in
     ;;
   test)
     setup
-    exec "$VENV/bin/python" -m pytest "$@"
+    if [ $# -gt 0 ]; then
+      echo "[test] pytest $*; the Keras 3 check runs without arguments (or: scripts/check_keras3.sh)"
+      exec "$VENV/bin/python" -m pytest "$@"
+    fi
+    status=0
+    "$VENV/bin/python" -m pytest || status=$?
+    # The callback as users run it: the newest TensorFlow (Keras 3), no extras.
+    scripts/check_keras3.sh || status=$?
+    exit "$status"
     ;;
   demo)
     setup

@@ -1,6 +1,34 @@
-"""Installs lr_controller with the pinned stack (see constraints.txt)."""
+"""Installs lr_controller.
+
+  pip install .                 # the callback and policy loader: TensorFlow only
+  pip install ".[train]"        # + the pinned training stack (TF 2.15, tf-agents, Reverb)
+  pip install -c constraints.txt -e ".[train,test]"   # the dev venv (./run.sh setup)
+
+The shipped gin configs are package data (`lr_controller/gin_configs`).
+"""
 
 import setuptools
+
+# The user's surface (`lr_controller.LearnedLRScheduler`, `load_policy`) needs
+# TensorFlow alone, any version from the pinned one on (Keras 2 or 3).
+CALLBACK_REQUIRES = ["tensorflow>=2.15", "numpy"]
+
+# Controller training, evaluation and the binaries: the pinned stack.
+TRAIN_REQUIRES = [
+  "tensorflow==2.15.1",
+  "tf-agents[reverb]==0.19.0",
+  "dm-reverb==0.14.0",
+  "rlds==0.1.8",
+  "tensorflow-probability==0.23.0",
+  "tensorflow-datasets==4.9.4",
+  "tensorflow-metadata<1.15",
+  "gin-config==0.5.0",
+  "absl-py==1.4.0",
+  "numpy==1.26.4",
+  "scipy==1.17.1",
+  "matplotlib==3.11.2",
+  "scikit-learn==1.9.1",
+]
 
 setuptools.setup(
   name="lr_controller",
@@ -11,25 +39,13 @@ setuptools.setup(
     "Rate Schedule'."
   ),
   packages=setuptools.find_packages(include=["lr_controller*", "official_models*"]),
-  package_data={"": ["*.gin"]},
-  include_package_data=True,
-  python_requires=">=3.11,<3.12",
-  install_requires=[
-    "tensorflow==2.15.1",
-    "tf-agents[reverb]==0.19.0",
-    "dm-reverb==0.14.0",
-    "rlds==0.1.8",
-    "tensorflow-probability==0.23.0",
-    "tensorflow-datasets==4.9.4",
-    "tensorflow-metadata<1.15",
-    "gin-config==0.5.0",
-    "absl-py==1.4.0",
-    "numpy==1.26.4",
-    "scipy==1.17.1",
-    "matplotlib==3.11.2",
-    "scikit-learn==1.9.1",
-  ],
-  extras_require={"test": ["pytest==9.2.0", "ruff==0.17.6"]},
+  package_data={"lr_controller": ["gin_configs/*.gin", "gin_configs/*/*.gin"]},
+  python_requires=">=3.11",
+  install_requires=CALLBACK_REQUIRES,
+  extras_require={
+    "train": TRAIN_REQUIRES,
+    "test": ["pytest==9.2.0", "ruff==0.17.6"],
+  },
   entry_points={
     "console_scripts": [
       "lrc-train-trainee=lr_controller.bin.train_trainee:run",

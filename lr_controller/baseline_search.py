@@ -166,6 +166,7 @@ def search_step_decay(
       "best_val_loss": result["best_val_loss"],
       "best_step": result["best_step"],
       "diverged": result["diverged"],
+      "steps_done": result["steps_done"],
       "seconds": round(result["seconds"], 3),
     }
     runs.append(run)

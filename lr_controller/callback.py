@@ -32,13 +32,13 @@ own `fit`, so the policy sees what it saw during controller training:
   the rate (the environment never shows a diverged run to the policy; stop such
   runs with `tf.keras.callbacks.TerminateOnNaN`).
 
-Training loss: in Keras 2, `logs["loss"]` in `on_train_batch_end` is the running
-mean since the start of the epoch, so the chunk's per-batch losses are recovered
-from consecutive running means (`n * mean_n - m * mean_m` is the sum of batches
-m+1..n); they are the losses the batches were trained on (before their update,
-including regularization losses, as Keras reports them). Keras weighs the
-running mean by batch size, so a smaller last batch of an epoch counts as a
-full one in the chunk mean.
+Training loss: in Keras 2 and 3, `logs["loss"]` in `on_train_batch_end` is the
+running mean since the start of the epoch, so the chunk's per-batch losses are
+recovered from consecutive running means (`n * mean_n - m * mean_m` is the sum
+of batches m+1..n); they are the losses the batches were trained on (before
+their update, including regularization losses, as Keras reports them). Keras
+weighs the running mean by batch size, so a smaller last batch of an epoch
+counts as a full one in the chunk mean.
 
 Without `validation_data` (Keras does not show `fit`'s own validation data or
 any batch to callbacks), pass `probe_data`, a fixed batch of inputs (for
@@ -66,6 +66,17 @@ The policy directory is the `policies/greedy_policy` SavedModel written by
 `lr_controller.controller_training` (format `lr_controller.policy/1`, see
 `lr_controller.export`); it loads with TensorFlow alone. A controller run's root
 directory is accepted too.
+
+Keras 2 and 3: the callback runs in `fit` of `tf.keras` on TensorFlow 2.15
+(Keras 2) and on TensorFlow 2.16+ (Keras 3, `import keras`), and needs nothing
+but TensorFlow (`pip install lr_controller` without extras). The two differ
+where the callback touches the optimizer: Keras 2 keeps the learning rate in a
+`tf.Variable`, Keras 3 in a `keras.Variable`, which is no `tf.Variable`; both
+have `assign` and read as a NumPy scalar, and `_LearningRate` holds that one
+difference. The rest is common to both: `logs` (the running mean above; `lr`
+added at each epoch's end reaches `History`), the callback hooks, `params`
+("epochs", "steps"), layers and losses through `tf.keras` (which is Keras 3 from
+TensorFlow 2.16 on). tests/keras3 runs the callback on Keras 3.
 """
 
 from __future__ import annotations
@@ -160,39 +171,62 @@ def _ends_in_softmax(model: tf.keras.Model) -> bool:
   return getattr(activation, "__name__", None) == "softmax"
 
 
-def _learning_rate_variable(model: tf.keras.Model) -> tf.Variable:
-  """The compiled optimizer's learning-rate variable; UserError if not settable."""
-  optimizer = getattr(model, "optimizer", None)
-  if optimizer is None:
-    raise UserError(
-      "LearnedLRScheduler: compile the model with an optimizer before fit"
-    )
-  name = type(optimizer).__name__
-  try:
-    learning_rate = optimizer.learning_rate
-  except (AttributeError, ValueError):
-    raise UserError(
-      f"LearnedLRScheduler: optimizer {name} has no learning_rate"
-    ) from None
-  # Keras 2.11+ optimizers built with a schedule answer `learning_rate` with a
-  # variable they overwrite from `_learning_rate` (the schedule) at every step.
-  for candidate in (optimizer, getattr(optimizer, "inner_optimizer", None)):
-    raw = getattr(candidate, "_learning_rate", None)
-    if isinstance(raw, tf.keras.optimizers.schedules.LearningRateSchedule):
-      learning_rate = raw
-  if isinstance(learning_rate, tf.keras.optimizers.schedules.LearningRateSchedule):
-    raise UserError(
-      f"LearnedLRScheduler: the learning rate of {name} is a schedule "
-      f"({type(learning_rate).__name__}); compile with a float learning rate, "
-      "the callback sets it"
-    )
-  if not isinstance(learning_rate, tf.Variable):
-    raise UserError(
-      f"LearnedLRScheduler: the learning rate of {name} is a "
-      f"{type(learning_rate).__name__}, not a settable variable; compile with a "
-      "float learning rate"
-    )
-  return learning_rate
+class _LearningRate:
+  """The compiled optimizer's learning rate, read and set in Keras 2 and 3.
+
+  Keras 2 holds it in a `tf.Variable` (legacy optimizers: a hyperparameter
+  variable), Keras 3 in a `keras.Variable`; either is set with `assign` and
+  read through NumPy. A schedule or a callable is refused: the optimizer would
+  overwrite or ignore what the callback sets.
+
+  Args:
+    model: the compiled model whose optimizer's rate is set.
+
+  Raises:
+    UserError: without an optimizer, or if its rate is not a settable variable.
+  """
+
+  def __init__(self, model: tf.keras.Model):
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+      raise UserError(
+        "LearnedLRScheduler: compile the model with an optimizer before fit"
+      )
+    name = type(optimizer).__name__
+    try:
+      learning_rate = optimizer.learning_rate
+    except (AttributeError, ValueError):
+      raise UserError(
+        f"LearnedLRScheduler: optimizer {name} has no learning_rate"
+      ) from None
+    # Optimizers built with a schedule keep it in `_learning_rate` (a loss-scale
+    # wrapper: in its `inner_optimizer`) and answer `learning_rate` with a
+    # variable they overwrite at every step (Keras 2) or a tensor (Keras 3).
+    for candidate in (optimizer, getattr(optimizer, "inner_optimizer", None)):
+      raw = getattr(candidate, "_learning_rate", None)
+      if isinstance(raw, tf.keras.optimizers.schedules.LearningRateSchedule):
+        learning_rate = raw
+    if isinstance(learning_rate, tf.keras.optimizers.schedules.LearningRateSchedule):
+      raise UserError(
+        f"LearnedLRScheduler: the learning rate of {name} is a schedule "
+        f"({type(learning_rate).__name__}); compile with a float learning rate, "
+        "the callback sets it"
+      )
+    if not callable(getattr(learning_rate, "assign", None)):
+      raise UserError(
+        f"LearnedLRScheduler: the learning rate of {name} is a "
+        f"{type(learning_rate).__name__}, not a variable the callback can set; "
+        "compile with a float learning rate"
+      )
+    self._variable = learning_rate
+
+  def get(self) -> float:
+    """The current rate (the rate of the next batch)."""
+    return float(np.asarray(self._variable))
+
+  def set(self, value: float) -> None:
+    """Sets the rate of the batches from the next one on."""
+    self._variable.assign(value)
 
 
 class LearnedLRScheduler(tf.keras.callbacks.Callback):
@@ -212,7 +246,7 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
       `validation_examples` examples are kept and reused at every decision.
     final_layer: the Dense layer whose kernel gives the output-weight features:
       a layer name, a `tf.keras.layers.Dense`, or None for the model's last
-      Dense layer (`trainee.find_final_dense`).
+      Dense layer (`features.find_final_dense`).
     validation_examples: cap on the fixed validation (or probe) subset.
     lr_log_path: if set, a `.csv` or `.jsonl` file that receives one row per
       decision (columns `LOG_FIELDS`: step, lr, action, val_loss, train_loss);
@@ -301,7 +335,7 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
     self.observations: list[np.ndarray] = []
     self.step_types: list[int] = []
     self.nonfinite_actions = 0
-    self._lr_variable: tf.Variable | None = None
+    self._learning_rate: _LearningRate | None = None
     self._forward_model: tf.keras.Model | None = None
 
   # ---- Set-up. ----
@@ -335,11 +369,7 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
   def _resolve_final_layer(self) -> tf.keras.layers.Dense:
     if isinstance(self._final_layer_arg, tf.keras.layers.Dense):
       return self._final_layer_arg
-    # Imported here: `trainee` pulls the data pipeline (tfds), which
-    # `import lr_controller.callback` does not need.
-    from lr_controller import trainee as trainee_lib  # pylint: disable=g-import-not-at-top
-
-    return trainee_lib.find_final_dense(self.model, self._final_layer_arg)
+    return features_lib.find_final_dense(self.model, self._final_layer_arg)
 
   def _resolve_total_steps(self) -> int:
     if self.total_steps is not None:
@@ -376,7 +406,7 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
     self._total_from_params = False
     self._controller.reset()
     self._previous_probabilities = np.zeros((1, 1), np.float32)
-    self._lr_variable = _learning_rate_variable(self.model)
+    self._learning_rate = _LearningRate(self.model)
     self._final_layer = self._resolve_final_layer()
     self._total = None
     if "budget_left" in self.policy.feature_names:
@@ -444,9 +474,9 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
   @property
   def learning_rate(self) -> float:
     """The optimizer's current learning rate (the rate of the next batch)."""
-    if self._lr_variable is None:
+    if self._learning_rate is None:
       raise RuntimeError("the learning rate is known once training began")
-    return float(tf.keras.backend.get_value(self._lr_variable))
+    return self._learning_rate.get()
 
   def _end_chunk(self) -> None:
     if self._chunk_has_loss:
@@ -507,7 +537,7 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
       new_lr, action, finite, observation = self._controller.decide(state)
       if not finite:
         self.nonfinite_actions += 1
-      self._lr_variable.assign(new_lr)
+      self._learning_rate.set(new_lr)
       row.update(lr=self.learning_rate, action=action)
       self.observations.append(observation)
       self.step_types.append(step_type)

@@ -45,6 +45,19 @@ def guard_observation(observation: np.ndarray) -> np.ndarray:
   ).astype(np.float32)
 
 
+def level_log_factors(max_log_factor: float, levels: int) -> np.ndarray:
+  """The log factors of a discrete action head, action i -> entry i.
+
+  `levels` factors evenly spaced in log between 1 / max_factor and max_factor
+  (5 levels of max_factor 2: 1/2, 1/sqrt(2), 1, sqrt(2), 2), float32 [levels].
+  The environment applies them and the export maps the policy's choice
+  through them, so an exported policy always answers with a log factor.
+  """
+  if isinstance(levels, bool) or not isinstance(levels, int | np.integer) or levels < 2:
+    raise UserError(f"action_levels must be an integer of at least 2, got {levels!r}")
+  return np.linspace(-max_log_factor, max_log_factor, int(levels)).astype(np.float32)
+
+
 def apply_action(
   learning_rate: float,
   action: float,
@@ -66,8 +79,6 @@ def apply_action(
   )
   return new, applied, finite
 
-
-POLICY_FORMAT = "lr_controller.policy/1"
 
 REQUIRED_METADATA = (
   "features",
@@ -290,5 +301,6 @@ __all__ = [
   "Policy",
   "apply_action",
   "guard_observation",
+  "level_log_factors",
   "load_policy",
 ]

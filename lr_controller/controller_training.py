@@ -42,6 +42,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from typing import Any, Protocol
 
 import gin
 import numpy as np
@@ -112,6 +113,16 @@ def build_environment_and_agent(seed: int, train_step: tf.Variable | None = None
   return py_env, agent
 
 
+class Collector(Protocol):
+  """Where `train_controller` gets its episodes: in-process, parallel or Reverb."""
+
+  def collect(self, episodes: list[int]) -> tuple[Any, list[dict]]:
+    """Runs `episodes` (indices); returns (experience [1, T], one info dict each)."""
+
+  def close(self, finished: bool) -> None:
+    """Releases workers; `finished`: training reached its episode count."""
+
+
 class EnvironmentCollector:
   """Runs episodes in rounds of `len(envs)`, one environment each.
 
@@ -159,12 +170,12 @@ def train_controller(
   root_dir: str,
   seed: int = 0,
   num_episodes: int = 1000,
-  episodes_per_update: int = 1,
+  episodes_per_update: int | None = None,
   export_interval: int = 50,
   selection_runs: int = 5,
   num_parallel_envs: int = 1,
   say: Callable[[str], None] = print,
-  collector_fn: Callable | None = None,
+  collector_fn: Callable[..., Collector] | None = None,
 ) -> dict:
   """Trains (or resumes training) the PPO controller until `num_episodes` exist.
 
@@ -172,7 +183,8 @@ def train_controller(
     root_dir: output directory (exists).
     seed: seeds the agent and the environment's episode seeds.
     num_episodes: total episodes (paper: 1000); a resumed run stops there.
-    episodes_per_update: episodes collected per PPO update (paper: 1).
+    episodes_per_update: episodes collected per PPO update (paper: 1); None:
+      one per environment (`num_parallel_envs`, 1 for a distributed learner).
     export_interval: every this many episodes (0: only at the end), run the
       greedy policy on `selection_runs` validation trainees, export it to
       `policies/last_policy`, and to `policies/greedy_policy` if its mean best
@@ -194,10 +206,12 @@ def train_controller(
   """
   if num_episodes <= 0:
     raise UserError(f"num_episodes must be positive, got {num_episodes}")
-  if episodes_per_update <= 0:
-    raise UserError(f"episodes_per_update must be positive, got {episodes_per_update}")
   if num_parallel_envs <= 0:
     raise UserError(f"num_parallel_envs must be positive, got {num_parallel_envs}")
+  if episodes_per_update is None:
+    episodes_per_update = num_parallel_envs if collector_fn is None else 1
+  if episodes_per_update <= 0:
+    raise UserError(f"episodes_per_update must be positive, got {episodes_per_update}")
   if selection_runs < 0:
     raise UserError(f"selection_runs must not be negative, got {selection_runs}")
   if collector_fn is None and episodes_per_update % num_parallel_envs:
@@ -217,14 +231,18 @@ def train_controller(
     "reward": py_env.reward_name,
     "action_interval": py_env.action_interval,
     "max_log_factor": py_env.max_log_factor,
+    "action_levels": None
+    if py_env.action_log_factors is None
+    else len(py_env.action_log_factors),
     "networks": agent_lib.network_config(agent),
   }
   _check_compatible(root_dir, config)
   io_utils.write_json(os.path.join(root_dir, CONTROLLER_CONFIG_JSON), config)
 
   train_dir = os.path.join(root_dir, constants.TRAIN_DIR)
+  checkpoint_dir = os.path.join(train_dir, constants.CHECKPOINTS_DIR)
   checkpointer = common.Checkpointer(
-    ckpt_dir=os.path.join(train_dir, constants.CHECKPOINTS_DIR),
+    ckpt_dir=checkpoint_dir,
     max_to_keep=2,
     agent=agent,
     train_step=train_step,
@@ -270,8 +288,9 @@ def train_controller(
     "max_learning_rate": py_env.max_learning_rate,
     "reward": py_env.reward_name,
     "actor_network": config["networks"]["actor"],
+    "action_levels": config["action_levels"],
   }
-  exporter = export.PolicyExporter(agent.policy)
+  exporter = export.PolicyExporter(agent.policy, py_env.action_log_factors)
   greedy_policy = exploration.SeededPolicy(agent.policy)
   if start_episode >= num_episodes:
     say(
@@ -285,9 +304,7 @@ def train_controller(
       "last_episode": kept[-1] if kept else None,
     }
   if start_episode:
-    say(
-      f"resuming from episode {start_episode} (checkpoint in {checkpointer._manager.directory})"
-    )  # pylint: disable=protected-access
+    say(f"resuming from episode {start_episode} (checkpoint in {checkpoint_dir})")
 
   if collector_fn is not None:
     collector = collector_fn(agent, seed)
@@ -309,7 +326,9 @@ def train_controller(
         count = min(episodes_per_update, num_episodes - episode)
         experience, infos = collector.collect(list(range(episode, episode + count)))
         episode += count
-        before = ppo_diagnostics.before_update(agent, experience)
+        before = ppo_diagnostics.before_update(
+          agent, experience, py_env.action_log_factors
+        )
         loss_info = agent.train(experience)
         total_loss = float(loss_info.loss)
         update = "ok"
@@ -330,6 +349,8 @@ def train_controller(
             "update": update,
             "ppo_loss": io_utils.finite_or_none(total_loss),
             **diagnostics,
+            # Collection and PPO (what `costs` sums as training time).
+            "seconds": round(time.perf_counter() - start, 3),
           },
         )
         for name, value in diagnostics.items():
@@ -348,6 +369,8 @@ def train_controller(
             "initial_learning_rate": info["initial_learning_rate"],
             "learning_rates": info["learning_rates"],
             "val_losses": info["val_losses"],
+            "steps": info["steps"],
+            "reference_steps": info.get("reference_steps", 0),
             "seconds": round(info["seconds"], 3),
             "ppo_loss": io_utils.finite_or_none(total_loss),
             "update": update,
@@ -363,10 +386,14 @@ def train_controller(
           # this selection, with the same result.
           exported = {**metadata, "episodes": episode}
           exporter.export(exported, last_policy_dir)
-          score = None
+          score, selection_start, selection_steps = None, time.perf_counter(), 0
           if selection_runs:
-            score = selection.score_greedy_policy(
+            infos = selection.run_greedy_policy(
               py_env, greedy_policy, seed, selection_runs
+            )
+            score = selection.score(infos)
+            selection_steps = sum(
+              i["steps"] + i.get("reference_steps", 0) for i in infos
             )
           chosen = bool(
             score is None or score < best_score.numpy() or not os.path.isdir(policy_dir)
@@ -376,7 +403,13 @@ def train_controller(
             io_utils.copy_dir(last_policy_dir, policy_dir)
           if episode < num_episodes:
             io_utils.copy_dir(policy_dir, f"{policy_dir}_{episode:06d}")
-          row = {"episodes": episode, "mean_best_val_loss": score, "chosen": chosen}
+          row = {
+            "episodes": episode,
+            "mean_best_val_loss": score,
+            "chosen": chosen,
+            "steps": selection_steps,
+            "seconds": round(time.perf_counter() - selection_start, 3),
+          }
           io_utils.append_jsonl(selection_path, row)
           if score is not None:
             tf.summary.scalar("selection/mean_best_val_loss", score, step=episode)

@@ -329,7 +329,6 @@ def load_data(
   data_dir: str | None = None,
   batch_size: int = 1000,
   eval_batch_size: int = 1000,
-  shuffle_buffer: int = 10000,
   seed: int = 0,
   validation_examples: int | None = None,
   train_examples: int | None = None,
@@ -345,9 +344,6 @@ def load_data(
     batch_size: Examples per train batch; every train batch is full.
     eval_batch_size: Examples per validation/test batch (the last may be
       smaller).
-    shuffle_buffer: Ignored: every epoch is a full permutation of the train
-      split (see `make_train_fn`). Kept, and checked, so that the operative
-      configs of earlier runs still parse.
     seed: Seed of the order of `Data.train` (`Data.train_stream` takes others).
     validation_examples: Keep only the first N validation examples (a fixed
       subset); None keeps the whole split.
@@ -371,7 +367,6 @@ def load_data(
   _check_positive(
     batch_size=batch_size,
     eval_batch_size=eval_batch_size,
-    shuffle_buffer=shuffle_buffer,
     validation_examples=validation_examples,
     train_examples=train_examples,
     test_examples=test_examples,

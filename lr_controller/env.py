@@ -10,7 +10,9 @@ and answers with an action `a`; the learning rate of the next chunk is
 with `a` a log scaling factor bounded to [-log(max_factor), log(max_factor)]
 (paper-like default: factors in [0.5, 2]). Sampled actions may leave these
 bounds (tf-agents' PPO does not clip its samples), so the environment clips
-what it applies. A non-finite action is applied as 0 (keep the rate) and
+what it applies. With `action_levels=n` the action is instead an integer
+i in [0, n) choosing the log factor `controller.level_log_factors(...)[i]`
+(a discrete factor set for a categorical policy head). A non-finite action is applied as 0 (keep the rate) and
 counted in `nonfinite_actions`. Observation guard and action rule are the
 controller core's (`lr_controller.controller`), as in the callback.
 
@@ -42,11 +44,17 @@ from lr_controller import rewards as rewards_lib
 from lr_controller import trainee as trainee_lib
 from lr_controller.errors import UserError
 
+# `%PAPER_FEATURES` and `%BUDGET_AWARE_FEATURES` in gin files (registered here,
+# on the training side, so that `features` and the callback need no gin).
+gin.constant("PAPER_FEATURES", features_lib.PAPER_FEATURES)
+gin.constant("BUDGET_AWARE_FEATURES", features_lib.BUDGET_AWARE_FEATURES)
+
 INFO = {
   "identifier": "LearningRateControl",
   "reward": "per decision, by name from lr_controller.rewards.REWARDS (paper: neg_val_loss)",
   "state_description": "features by name from lr_controller.features.FEATURES (paper: PAPER_FEATURES)",
-  "action": "log scaling factor a in [-log(max_factor), log(max_factor)]; lr <- lr * exp(a)",
+  "action": "log scaling factor a in [-log(max_factor), log(max_factor)] (or, with "
+  "action_levels, an index into evenly spaced ones); lr <- lr * exp(a)",
   "episode": "one trainee run of num_steps steps; a decision every action_interval steps",
   "crash": "non-finite or too large training loss, or validation loss above "
   "max_val_loss_ratio x its initial value, ends the episode with a penalty",
@@ -66,8 +74,8 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
 
   Args:
     trainee_fn: builds the trainee once, given a seed; later episodes reuse it
-      through `trainee.reset(seed, lr)` (no retracing). Anything with the
-      `trainee.Trainee` interface works (see `toy_problems`).
+      through `trainee.reset(seed, lr)` (no retracing). Anything that
+      follows `trainee.TraineeRun` works (see `toy_problems`).
     num_steps: trainee steps per episode (paper: 1000).
     action_interval: trainee steps per decision (paper: 10).
     initial_learning_rates: each episode starts at one of these, drawn with the
@@ -75,8 +83,13 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     min_learning_rate: lower bound on the learning rate.
     max_learning_rate: upper bound on the learning rate.
     max_factor: largest factor one decision may scale the rate by (> 1).
+    action_levels: None: the action is a log factor (float); n >= 2: the
+      action is an index into n log factors evenly spaced over the bounds
+      (`controller.level_log_factors`; 5 levels of max_factor 2 are the
+      factors 1/2, 1/sqrt(2), 1, sqrt(2), 2).
     feature_names: observation features, in order.
-    reward: a reward name from `rewards.REWARDS`.
+    reward: a reward name from `rewards.REWARDS` (one that needs a reference
+      makes each new trainee seed cost a second, constant-rate run).
     divergence_penalty: the final reward of a diverged episode; None uses the
       reward's default (see `rewards`).
     max_val_loss_ratio: a validation loss above this multiple of the episode's
@@ -95,13 +108,14 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
 
   def __init__(
     self,
-    trainee_fn: Callable[[int], object],
+    trainee_fn: Callable[[int], trainee_lib.TraineeRun],
     num_steps: int = 1000,
     action_interval: int = 10,
     initial_learning_rates: Sequence[float] = (0.01,),
     min_learning_rate: float = 1e-6,
     max_learning_rate: float = 1.0,
     max_factor: float = 2.0,
+    action_levels: int | None = None,
     feature_names: Sequence[str] = features_lib.PAPER_FEATURES,
     reward: str = "neg_val_loss",
     divergence_penalty: float | None = None,
@@ -135,6 +149,11 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     self.num_steps = int(num_steps)
     self.action_interval = int(action_interval)
     self.max_log_factor = float(math.log(max_factor))
+    self.action_log_factors = (
+      None
+      if action_levels is None
+      else controller_lib.level_log_factors(self.max_log_factor, action_levels)
+    )
     self.feature_names = features_lib.check_feature_names(feature_names)
     self.reward_name = reward
     self._reward = rewards_lib.get_reward(reward)
@@ -152,6 +171,9 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     self.last_episode: dict | None = None
     self._trainee_fn = trainee_fn
     self._trainee = None
+    # (trainee seed, initial rate) -> the reference run's validation losses.
+    self._reference_curves: dict[tuple[int, float], list[float]] = {}
+    self._reference: list[float] | None = None
     self._pending_seed: int | None = None
     self._episode_ended = True
 
@@ -163,6 +185,14 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     )
 
   def action_spec(self) -> array_spec.BoundedArraySpec:
+    if self.action_log_factors is not None:
+      return array_spec.BoundedArraySpec(
+        (),
+        np.int32,
+        minimum=0,
+        maximum=len(self.action_log_factors) - 1,
+        name="factor_level",
+      )
     return array_spec.BoundedArraySpec(
       (),
       np.float32,
@@ -201,6 +231,12 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     lr = float(self._initial_lrs[rng.integers(len(self._initial_lrs))])
     if self._trainee is None:
       self._trainee = self._trainee_fn(seed)
+    self._reference = None
+    reference_steps = 0
+    if self._reward.needs_reference:
+      cached = (int(seed), float(lr)) in self._reference_curves
+      self._reference = self.reference_curve(seed, lr)
+      reference_steps = 0 if cached else self.num_steps
     self._trainee.reset(seed, lr)
     start = self._trainee.validate(keep_probabilities=True)
     self._initial_val_loss = start.loss
@@ -216,6 +252,10 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
       "train_losses": [],
       "return": 0.0,
     }
+    if self._reference is not None:
+      self._episode["reference_val_losses"] = list(self._reference)
+      # The trainee steps this episode spent on a new reference run.
+      self._episode["reference_steps"] = reference_steps
     state = self._state(
       train_loss=start.loss, probabilities=start.probabilities, learning_rate=lr
     )
@@ -225,9 +265,13 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
 
   def _step(self, action) -> ts.TimeStep:
     trainee = self._trainee
+    action = np.asarray(action).reshape(())
+    if self.action_log_factors is not None:
+      levels = self.action_log_factors
+      action = levels[int(np.clip(action, 0, len(levels) - 1))]
     lr, _, finite = controller_lib.apply_action(
       trainee.learning_rate,
-      float(np.asarray(action).reshape(())),
+      float(action),
       self.max_log_factor,
       self.min_learning_rate,
       self.max_learning_rate,
@@ -241,16 +285,29 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     previous_val = self._val_loss
     result = None if trainee.diverged else trainee.validate(keep_probabilities=True)
     if trainee.diverged or self._exploded(result.loss):
-      remaining = self.decisions_per_episode - len(self._episode["learning_rates"]) + 1
+      decision = len(self._episode["learning_rates"])  # 1-based.
+      remaining = self.decisions_per_episode - decision + 1
       if self._divergence_penalty is not None:
         reward = float(self._divergence_penalty)
       else:
-        reward = self._reward.penalty(self._initial_val_loss, previous_val, remaining)
+        reward = self._reward.penalty(
+          self._initial_val_loss,
+          previous_val,
+          remaining,
+          None if self._reference is None else self._reference[decision - 1 :],
+        )
       self._episode["val_losses"].append(None)
       return self._end(self._reward_scale * reward, diverged=True)
     self._val_loss = result.loss
     self._episode["val_losses"].append(result.loss)
-    reward = self._reward_scale * float(self._reward.fn(previous_val, result.loss))
+    reference = (
+      None
+      if self._reference is None
+      else self._reference[len(self._episode["learning_rates"]) - 1]
+    )
+    reward = self._reward_scale * float(
+      self._reward.fn(previous_val, result.loss, reference)
+    )
     state = self._state(train_loss, result.probabilities, lr)
     self._probabilities = result.probabilities
     self._observation = self._observe(state)
@@ -261,12 +318,40 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
       self._observation, np.float32(reward), discount=np.float32(1.0)
     )
 
-  def _exploded(self, val_loss: float) -> bool:
+  def _exploded(self, val_loss: float, initial: float | None = None) -> bool:
     """True if `val_loss` is not finite or above the divergence bound."""
     if not math.isfinite(val_loss):
       return True
     ratio = self._max_val_loss_ratio
-    return ratio is not None and val_loss > ratio * self._initial_val_loss
+    initial = self._initial_val_loss if initial is None else initial
+    return ratio is not None and val_loss > ratio * initial
+
+  def reference_curve(self, seed: int, learning_rate: float) -> list[float]:
+    """Validation losses after each decision of the constant-rate reference run.
+
+    The trainee of `seed` trains at `learning_rate` throughout (every action
+    0), validated at each decision; once it diverges, the remaining entries
+    are its initial validation loss. Computed once per (seed, rate) and
+    cached; leaves the trainee to be reset.
+
+    Returns:
+      decisions_per_episode floats.
+    """
+    key = (int(seed), float(learning_rate))
+    if key not in self._reference_curves:
+      trainee = self._trainee
+      trainee.reset(seed, learning_rate)
+      initial = trainee.validate().loss
+      curve = []
+      for _ in range(self.decisions_per_episode):
+        trainee.train(self.action_interval)
+        loss = math.inf if trainee.diverged else trainee.validate().loss
+        if self._exploded(loss, initial):
+          break
+        curve.append(float(loss))
+      curve += [float(initial)] * (self.decisions_per_episode - len(curve))
+      self._reference_curves[key] = curve
+    return list(self._reference_curves[key])
 
   def _end(self, reward: float, diverged: bool) -> ts.TimeStep:
     """Closes the episode: test the best checkpoint, record the summary."""

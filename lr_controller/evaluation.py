@@ -70,6 +70,7 @@ from lr_controller import (
   adaptive_peers,
   baseline_search,
   constants,
+  costs,
   gin_utils,
   io_utils,
   report,
@@ -173,7 +174,7 @@ def task_set(
   common_gin_files: Sequence[str] = (),
   common_gin_bindings: Sequence[str] = (),
 ) -> TaskSet:
-  """A task set, as a gin file under gin_configs/tasks/ binds it.
+  """A task set, as a gin file under lr_controller/gin_configs/tasks/ binds it.
 
   Args:
     name: the task set's name.
@@ -347,7 +348,12 @@ def make_environment(
   The trainee is not built here (`trainee_fn` is called on the first reset).
   """
   kwargs = {} if trainee_fn is None else {"trainee_fn": trainee_fn}
-  env = env_lib.create_environment(seed=seed, evaluate_test=True, **kwargs)
+  # An exported policy answers with log factors, whatever head it was trained
+  # with (a discrete head's choice is mapped in the export), so the
+  # environment takes log factors here.
+  env = env_lib.create_environment(
+    seed=seed, evaluate_test=True, action_levels=None, **kwargs
+  )
   check_policy_matches(env, metadata)
   return env
 
@@ -370,10 +376,16 @@ def _run_record(
     **{k: summary.get(k) for k in ("test_loss", "test_accuracy", "best_val_loss")},
     "best_step": summary.get("best_step"),
     "diverged": bool(summary.get("diverged")),
+    # Steps trained and thrown away besides the run (AutoLRS's trials).
+    "trial_steps": int(summary.get("trial_steps") or 0),
     "seconds": round(float(summary.get("seconds", 0.0)), 3),
     "steps": [int(s) for s in steps],
     "val_losses": list(val_losses),
-    "learning_rates": [float(lr) for lr in learning_rates],
+    # None where a run went non-finite (a diverged adaptive peer's rate).
+    "learning_rates": [
+      None if lr is None else io_utils.finite_or_none(float(lr))
+      for lr in learning_rates
+    ],
   }
 
 
@@ -628,11 +640,15 @@ def run_baseline_search(
       f"note: the baseline was searched with {grid['num_steps']} steps per run; "
       f"it is evaluated with {num_steps}"
     )
+  runs = record["runs"]
   return {
     "setting": {k: best[k] for k in keys},
     "best_val_loss": best.get("best_val_loss"),
     "search": os.path.abspath(path),
     "grid": grid,
+    "cost": costs.runs_cost(
+      runs, f"{len(runs)}-run grid search", grid.get("num_steps") or num_steps
+    ),
   }
 
 
@@ -653,7 +669,7 @@ def tune_peers(
 
   Returns:
     name -> {`initial_learning_rate`, `candidates`, `search_runs` (rate, best
-    validation loss, diverged per candidate)}.
+    validation loss, diverged, steps and seconds per candidate), `cost`}.
   """
   if not peers:
     return {}
@@ -676,6 +692,9 @@ def tune_peers(
         "initial_learning_rate": r["initial_learning_rate"],
         "best_val_loss": r["best_val_loss"],
         "diverged": r["diverged"],
+        "steps_done": r.get("steps_done"),
+        "trial_steps": int(r.get("trial_steps") or 0),
+        "seconds": r.get("seconds"),
       }
       for r in runs
     ]
@@ -684,6 +703,7 @@ def tune_peers(
       "initial_learning_rate": best,
       "candidates": candidates,
       "search_runs": search_runs,
+      "cost": costs.runs_cost(search_runs, f"{len(candidates)}-rate search", num_steps),
     }
     say(
       f"{label}{name}: initial learning rate {best:g} of {len(candidates)} "
@@ -710,7 +730,6 @@ def evaluate_setting(
   baseline: dict,
   peers: Mapping[str, dict],
   seeds: Sequence[int],
-  seed: int = 0,
   eval_interval: int | None = None,
   say: Callable[[str], None] = print,
 ) -> dict:
@@ -723,7 +742,6 @@ def evaluate_setting(
     baseline: `run_baseline_search`'s result.
     peers: `tune_peers`' result.
     seeds: the evaluation seeds, the same for every method.
-    seed: the environment's base seed (unused: every episode is seeded).
     eval_interval: steps between validations of every method; None: the
       controller's decision interval.
     say: progress printer.
@@ -739,7 +757,7 @@ def evaluate_setting(
     return build_evaluation_trainee(seeds[0])
 
   # The environment builds the controller's trainee on its first episode.
-  env = make_environment(metadata, seed, trainee_fn=new_trainee)
+  env = make_environment(metadata, trainee_fn=new_trainee)  # Every run is seeded.
   num_steps = env.num_steps
   eval_interval = _eval_interval(eval_interval, env)
   baseline_trainee = new_trainee()
@@ -778,6 +796,7 @@ def evaluate_setting(
       None,
       initial_learning_rate=float(best["initial_learning_rate"]),
       schedule=dict(best),
+      cost=_cost(baseline.get("cost"), baseline_runs),
     )
   ]
   controller_runs = repeat(CONTROLLER, lambda s: run_controller(env, policy, s))
@@ -791,6 +810,7 @@ def evaluate_setting(
       initial_learning_rate=sorted(
         {r["initial_learning_rate"] for r in controller_runs}
       ),
+      cost=_cost(_controller_training_cost(policy, metadata), controller_runs),
     )
   )
   for peer, tuned in peers.items():
@@ -803,7 +823,14 @@ def evaluate_setting(
       ),
     )
     methods.append(
-      summarize_method(peer, "peer", runs, baseline_runs, initial_learning_rate=lr)
+      summarize_method(
+        peer,
+        "peer",
+        runs,
+        baseline_runs,
+        initial_learning_rate=lr,
+        cost=_cost(tuned.get("cost"), runs),
+      )
     )
   baseline_schedule = schedules.schedule_values(
     baseline_search.step_decay(best, num_steps), num_steps
@@ -820,6 +847,26 @@ def evaluate_setting(
     "methods": methods,
     "seconds": round(time.perf_counter() - start, 3),
   }
+
+
+def _cost(setup: dict | None, runs: Sequence[dict]) -> dict:
+  """A method's cost record (see `costs`): its one-time setup and one run."""
+  return {"setup": setup, "per_run": costs.per_run_cost(runs)}
+
+
+def _controller_training_cost(policy: Any, metadata: dict) -> dict | None:
+  """The controller's training cost from its run's logs; None without them.
+
+  The policy directory is ROOT/policies/<name> of a `train_controller` run,
+  and the policy's metadata says after how many episodes it was exported.
+  """
+  root = os.path.dirname(os.path.dirname(os.path.abspath(policy.path)))
+  episodes = metadata.get("episodes")
+  if not isinstance(episodes, int) or not os.path.isfile(
+    os.path.join(root, constants.EPISODES_JSONL)
+  ):
+    return None
+  return costs.controller_training_cost(root, episodes)
 
 
 def _protocol(seed: int, num_runs: int, seeds: Sequence[int], peers) -> dict:
@@ -909,7 +956,6 @@ def evaluate(
     baseline,
     tuned,
     seeds,
-    seed=seed,
     eval_interval=interval,
     say=say,
   )
@@ -1010,7 +1056,6 @@ def transfer(
         baseline,
         tuned,
         seeds,
-        seed=seed,
         eval_interval=interval,
         say=say,
       )

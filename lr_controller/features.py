@@ -20,7 +20,12 @@ pure function of the state, documented in `FEATURES`:
 | budget_left                 | fraction of the episode's trainee steps still to run (extra)  | fraction in [0,1]|
 
 The paper's seven are `PAPER_FEATURES`; `budget_left` is an optional extra
-(budget-aware controllers, as in DACBench and later schedule work).
+(budget-aware controllers, as in DACBench and later schedule work). Gin files
+name the two lists `%PAPER_FEATURES` and `%BUDGET_AWARE_FEATURES` (registered
+by `lr_controller.env`: this module needs TensorFlow only, as the callback does).
+
+The output-weight features read the model's final Dense layer
+(`find_final_dense`, TensorFlow only: the callback's look-up).
 """
 
 from __future__ import annotations
@@ -28,7 +33,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 
-import gin
 import numpy as np
 import tensorflow as tf
 
@@ -128,9 +132,7 @@ PAPER_FEATURES = (
   "output_weight_variance",
   "log_learning_rate",
 )
-gin.constant("PAPER_FEATURES", PAPER_FEATURES)  # `%PAPER_FEATURES` in gin files.
 BUDGET_AWARE_FEATURES = PAPER_FEATURES + ("budget_left",)
-gin.constant("BUDGET_AWARE_FEATURES", BUDGET_AWARE_FEATURES)
 
 
 def check_feature_names(names: Sequence[str]) -> tuple[str, ...]:
@@ -147,3 +149,42 @@ def check_feature_names(names: Sequence[str]) -> tuple[str, ...]:
 def observation(state: TrainingState, names: Sequence[str]) -> np.ndarray:
   """The observation vector: float32 [len(names)], features in the given order."""
   return tf.stack([FEATURES[n].fn(state) for n in names]).numpy().astype(np.float32)
+
+
+def find_final_dense(
+  model: tf.keras.Model, name: str | None = None
+) -> tf.keras.layers.Dense:
+  """The layer whose kernel the output-weight features read.
+
+  Args:
+    model: a Keras model (Keras 2 or 3); nested models are searched.
+    name: the layer's name; None takes the model's last Dense layer.
+
+  Raises:
+    UserError: if there is no such layer, or it is not a Dense layer.
+  """
+  if name is not None:
+    try:
+      layer = model.get_layer(name)
+    except ValueError:
+      raise UserError(f"model has no layer named '{name}'") from None
+    if not isinstance(layer, tf.keras.layers.Dense):
+      raise UserError(f"layer '{name}' is a {type(layer).__name__}, not a Dense layer")
+    return layer
+  dense = [
+    layer for layer in _all_layers(model) if isinstance(layer, tf.keras.layers.Dense)
+  ]
+  if not dense:
+    raise UserError("model has no Dense layer to read output-layer features from")
+  return dense[-1]
+
+
+def _all_layers(model: tf.keras.layers.Layer) -> list[tf.keras.layers.Layer]:
+  """The layers of `model`, those of nested models in place of the models."""
+  layers = []
+  for layer in getattr(model, "layers", []):
+    if isinstance(layer, tf.keras.Model):
+      layers.extend(_all_layers(layer))
+    else:
+      layers.append(layer)
+  return layers

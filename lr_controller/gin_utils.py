@@ -6,7 +6,10 @@ turned into a one-line `UserError` naming the file or binding at fault.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
+import logging
 import os
 from collections.abc import Sequence
 
@@ -15,21 +18,22 @@ import gin
 from lr_controller import constants
 from lr_controller.errors import UserError
 
-# Directory holding the shipped gin configs; a bare file name such as
-# `smoke.gin` or `controller/digits.gin` is looked up here when it is not a path.
+# Directory holding the shipped gin configs (package data: the same in a
+# checkout and an installed wheel); a bare file name such as `smoke.gin` or
+# `controller/digits.gin` is looked up here when it is not a path.
 GIN_CONFIGS_DIR = os.path.join(
-  os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin_configs"
+  os.path.dirname(os.path.abspath(__file__)), "gin_configs"
 )
 
 
 def resolve_gin_file(path: str) -> str:
-  """Returns `path` if it exists, else the shipped config of that name.
+  """Returns the absolute path of `path` if it exists, else of the shipped config.
 
   Raises:
     UserError: if neither exists.
   """
   if os.path.isfile(path):
-    return path
+    return os.path.abspath(path)
   shipped = os.path.join(GIN_CONFIGS_DIR, path)
   if os.path.isfile(shipped):
     return shipped
@@ -48,11 +52,23 @@ CONFIGURABLE_MODULES = (
   "lr_controller.fixed_schedule_runs",
   "lr_controller.baseline_search",
   "lr_controller.toy_problems",
+  "lr_controller.schedule_free",
+  "lr_controller.autolrs",
   "lr_controller.env",
   "lr_controller.agent",
   "lr_controller.controller_training",
   "lr_controller.evaluation",
 )
+
+
+def _not_a_gin_probe(record) -> bool:
+  """False for gin's log of a failed look-up of an include under one prefix.
+
+  gin tries each search path in turn and its package-resource reader logs
+  "Path not found" at ERROR for every miss, although the next path may hold
+  the file; a file found under no path raises, which `parse_gin` reports.
+  """
+  return record.msg != "Path not found: %s"
 
 
 def register_configurables() -> None:
@@ -74,7 +90,7 @@ def parse_gin(
   """Clears gin, then parses files (in order) and bindings (after them).
 
   Args:
-    gin_files: paths, or names of configs shipped in `gin_configs/`.
+    gin_files: paths, or names of configs shipped in `lr_controller/gin_configs/`.
     gin_bindings: strings like `"trainee_setup.num_steps = 20"`.
     finalize: lock the config afterwards.
 
@@ -86,12 +102,7 @@ def parse_gin(
   """
   register_configurables()
   gin.clear_config()
-  # Lets shipped configs `include 'digits_lenet.gin'` from any working
-  # directory. Searched first, so gin does not log a failed look-up in the
-  # working directory; our own file arguments are resolved to paths above.
-  prefixes = gin.config._LOCATION_PREFIXES  # pylint: disable=protected-access
-  if GIN_CONFIGS_DIR not in prefixes:
-    prefixes.insert(0, GIN_CONFIGS_DIR)
+  _search_shipped_configs()
   files = [resolve_gin_file(f) for f in (gin_files or [])]
   for path in files:
     try:
@@ -113,6 +124,18 @@ def parse_gin(
   return files
 
 
+@functools.cache  # Once per process.
+def _search_shipped_configs() -> None:
+  """Lets configs `include 'digits_lenet.gin'` from any working directory.
+
+  Includes are searched in the working directory first, then among the
+  shipped configs; the misses gin logs on the way are not shown.
+  """
+  gin.add_config_file_search_path(GIN_CONFIGS_DIR)
+  # gin logs through Python's root logger.
+  logging.getLogger().addFilter(_not_a_gin_probe)
+
+
 def parse_gin_string(config: str) -> None:
   """Clears gin and parses `config` (a `gin.config_str()` of another process)."""
   register_configurables()
@@ -124,10 +147,20 @@ def parse_gin_string(config: str) -> None:
     raise UserError(f"bad gin config: {_one_line(e)}") from None
 
 
-def write_config(
+@contextlib.contextmanager
+def recorded_config(
   root_dir: str, gin_files: Sequence[str], gin_bindings: Sequence[str]
-) -> str:
-  """Writes the given gin files' text and bindings to `root_dir/config.gin`."""
+):
+  """Writes the gin files' text and bindings to `root_dir/config.gin` for a run.
+
+  If the run (the `with` body) stops on bad input (`UserError`), the
+  config.gin that was there before, of an earlier run in the same
+  directory, is put back (or the new one removed), so a failed command never
+  replaces the record of a run that worked.
+
+  Yields:
+    The path of config.gin.
+  """
   parts = []
   for path in gin_files:
     with open(path) as f:
@@ -135,9 +168,21 @@ def write_config(
   if gin_bindings:
     parts.append("# ---- --gin_bindings\n" + "\n".join(gin_bindings) + "\n")
   out = os.path.join(root_dir, constants.CONFIG_GIN)
+  previous = None
+  if os.path.exists(out):
+    with open(out) as f:
+      previous = f.read()
   with open(out, "w") as f:
     f.write("\n".join(parts))
-  return out
+  try:
+    yield out
+  except UserError:
+    if previous is None:
+      os.remove(out)
+    else:
+      with open(out, "w") as f:
+        f.write(previous)
+    raise
 
 
 def write_operative_config(root_dir: str) -> str:

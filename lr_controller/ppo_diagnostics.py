@@ -15,7 +15,9 @@ the progress line:
 | explained_variance    | 1 - Var(return - V) / Var(return), critic before the update     |
 | noise_correlation     | mean |correlation| of standardised noise between the episodes  |
 
-Only real decisions count: the boundary steps between episodes are masked,
+For a discrete head (`create_environment.action_levels`) actions, mean and
+standard deviation are those of the chosen log factors under the policy's
+probabilities. Only real decisions count: the boundary steps between episodes are masked,
 as PPO masks them. `noise_correlation` is about 0.2 for independent noise of
 20-decision episodes and 1 for exploration frozen to one noise sequence.
 """
@@ -54,16 +56,34 @@ def _policy_pass(agent, experience):
   return agent.collect_policy.distribution(_time_steps(experience), state).action
 
 
-def before_update(agent, experience: trajectory_lib.Trajectory) -> dict:
+def _moments(distribution, log_factors):
+  """Mean and standard deviation [T] of the log factor (std None if unknown)."""
+  if log_factors is not None:  # A categorical over the factor set.
+    probs = np.asarray(distribution.probs_parameter())[0]
+    mean = probs @ log_factors
+    return mean, np.sqrt(np.maximum(probs @ log_factors**2 - mean**2, 0.0))
+  try:
+    std = np.asarray(distribution.stddev())[0]
+  except NotImplementedError:  # A transformed Beta has no closed-form stddev.
+    std = None
+  return np.asarray(distribution.mean())[0], std
+
+
+def before_update(
+  agent, experience: trajectory_lib.Trajectory, log_factors=None
+) -> dict:
   """What the update will change: log-probabilities, values, the policy's moments.
 
   Args:
     agent: the PPO agent, before `train`.
     experience: the update's experience, a `Trajectory` of tensors [1, T].
+    log_factors: float [levels], the log factor of each discrete action;
+      None for a continuous head.
 
   Returns:
-    NumPy arrays [T]: `log_prob`, `value`, `mean`, `std`, `return` (the
-    agent's own return targets) and `valid` (not a boundary step).
+    NumPy arrays [T]: `log_prob`, `value`, `action` (log factor), `mean`,
+    `std` (of the log factor), `return` (the agent's own return targets) and
+    `valid` (not a boundary step).
   """
   distribution = _policy_pass(agent, experience)
   policy = agent.collect_policy
@@ -78,14 +98,15 @@ def before_update(agent, experience: trajectory_lib.Trajectory) -> dict:
   returns, _ = agent.compute_return_and_advantage(next_time_steps, values)
   # `returns` covers the first T - 1 steps; the last step is a boundary.
   returns = np.concatenate([np.asarray(returns)[0], [0.0]])
-  try:
-    std = np.asarray(distribution.stddev())[0]
-  except NotImplementedError:  # A transformed Beta has no closed-form stddev.
-    std = None
+  mean, std = _moments(distribution, log_factors)
+  action = np.asarray(experience.action)[0]
+  if log_factors is not None:
+    action = np.asarray(log_factors)[action]
   return {
     "log_prob": np.asarray(distribution.log_prob(experience.action))[0],
     "value": np.asarray(values)[0],
-    "mean": np.asarray(distribution.mean())[0],
+    "action": action,
+    "mean": mean,
     "std": std,
     "return": returns,
     "valid": ~np.asarray(experience.is_boundary())[0],
@@ -110,7 +131,7 @@ def after_update(
     max_log_factor: the action bound (|log factor|).
   """
   valid = before["valid"]
-  action = np.asarray(experience.action)[0]
+  action = before["action"]
   distribution = _policy_pass(agent, experience)
   new_log_prob = np.asarray(distribution.log_prob(experience.action))[0]
   entropy = np.asarray(distribution.entropy())[0]
@@ -118,7 +139,9 @@ def after_update(
   ret, value = before["return"][valid], before["value"][valid]
   spread = np.var(ret)
   return {
-    "at_bound_share": float(np.mean(np.abs(action[valid]) >= max_log_factor)),
+    "at_bound_share": float(
+      np.mean(np.abs(action[valid]) >= max_log_factor * (1 - 1e-6))
+    ),
     "policy_mean": float(np.mean(before["mean"][valid])),
     "policy_std": None
     if before["std"] is None
@@ -130,7 +153,8 @@ def after_update(
     if spread > 0
     else None,
     "noise_correlation": noise_correlation(
-      (action - before["mean"]) / (1.0 if before["std"] is None else before["std"]),
+      (action - before["mean"])
+      / (1.0 if before["std"] is None else np.maximum(before["std"], 1e-12)),
       valid,
     ),
   }

@@ -48,6 +48,11 @@ CSV_FIELDS = (
   "test_accuracy_t",
   "test_accuracy_p",
   "test_accuracy_significant",
+  "setup",
+  "setup_steps",
+  "setup_seconds",
+  "steps_per_run",
+  "seconds_per_run",
 )
 COLUMN_MEANINGS = (
   (
@@ -65,7 +70,8 @@ COLUMN_MEANINGS = (
     "Test loss, Test accuracy",
     "mean +- sample standard deviation (ddof=1) over "
     "the runs, each the best-validation checkpoint evaluated once on the test "
-    "split; * marks p < 0.05 against step_decay",
+    "split; '(better)' or '(worse)' marks a difference from step_decay at "
+    "p < 0.05 (lower loss, higher accuracy is better)",
   ),
   (
     "p",
@@ -91,13 +97,25 @@ COLUMN_MEANINGS = (
 
 
 def format_mean_std(
-  mean: float | None, std: float | None, significant: bool = False
+  mean: float | None, std: float | None, verdict: str | None = None
 ) -> str:
-  """'0.1234 +- 0.0056', with '*' appended when `significant`; 'n/a' without runs."""
+  """'0.1234 ± 0.0056', then ' (better)' or ' (worse)' if `verdict`; 'n/a' without runs."""
   if mean is None:
     return "n/a"
   cell = f"{mean:.4f} ± {0.0 if std is None else std:.4f}"
-  return cell + ("*" if significant else "")
+  return cell + (f" ({verdict})" if verdict else "")
+
+
+def verdict(metric: str, test: dict) -> str | None:
+  """'better' or 'worse' than step decay if significant (`test` of `t_test`), else None.
+
+  Lower is better for a loss, higher for an accuracy; the t statistic is the
+  method's minus the baseline's.
+  """
+  if not test.get("significant") or test.get("t") is None:
+    return None
+  lower = test["t"] < 0
+  return "better" if lower == metric.endswith("loss") else "worse"
 
 
 def format_p(p: float | None) -> str:
@@ -135,7 +153,7 @@ def method_table(setting: dict) -> str:
       test = _test(method, metric)
       cells.append(
         format_mean_std(
-          method[f"{metric}_mean"], method[f"{metric}_std"], test.get("significant")
+          method[f"{metric}_mean"], method[f"{metric}_std"], verdict(metric, test)
         )
       )
       cells.append(format_p(test.get("p")))
@@ -144,12 +162,42 @@ def method_table(setting: dict) -> str:
   return "\n".join(lines)
 
 
+def _count(value: float | None, unit: str = "") -> str:
+  if value is None:
+    return "n/a"
+  return f"{value:,.0f}{unit}"
+
+
+def cost_table(setting: dict) -> str:
+  """What each method spent (see `lr_controller.costs`) as a Markdown table."""
+  lines = [
+    "| Method | Paid once | Steps | Seconds | Steps per run | Seconds per run |",
+    "|---|---|---|---|---|---|",
+  ]
+  for method in setting["methods"]:
+    cost = method.get("cost") or {}
+    setup = cost.get("setup") or {}
+    per_run = cost.get("per_run") or {}
+    seconds = per_run.get("seconds")
+    cells = [
+      method["name"],
+      setup.get("what") or "n/a",
+      _count(setup.get("steps")),
+      _count(setup.get("seconds")),
+      _count(per_run.get("steps")),
+      "n/a" if seconds is None else f"{seconds:.1f}",
+    ]
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
 def tables(results: dict) -> str:
-  """Every setting's table under its name (what the binary prints at the end)."""
+  """Every setting's tables under its name (what the binary prints at the end)."""
   parts = []
   for setting in results["settings"]:
     parts.append(f"{setting['name']} ({len(setting['seeds'])} runs per method)")
     parts.append(method_table(setting))
+    parts.append(cost_table(setting))
   return "\n\n".join(parts)
 
 
@@ -178,6 +226,16 @@ def csv_rows(results: dict) -> list[dict]:
         row[f"{metric}_t"] = test.get("t")
         row[f"{metric}_p"] = test.get("p")
         row[f"{metric}_significant"] = bool(test.get("significant"))
+      cost = method.get("cost") or {}
+      setup = cost.get("setup") or {}
+      per_run = cost.get("per_run") or {}
+      row.update(
+        setup=setup.get("what"),
+        setup_steps=setup.get("steps"),
+        setup_seconds=setup.get("seconds"),
+        steps_per_run=per_run.get("steps"),
+        seconds_per_run=per_run.get("seconds"),
+      )
       rows.append(row)
   return rows
 
@@ -211,8 +269,8 @@ def _protocol_text(results: dict) -> list[str]:
     "same mini-batches (see lr_controller.evaluation for the exceptions).",
     "- Each run validates at a fixed interval, keeps the weights of lowest "
     "validation loss and evaluates them once on the test split.",
-    f"- Statistics: {protocol['statistics']}; {protocol['test']}; * marks "
-    f"p < {protocol['alpha']}.",
+    f"- Statistics: {protocol['statistics']}; {protocol['test']}; (better) and "
+    f"(worse) mark differences from step decay at p < {protocol['alpha']}.",
     f"- Baseline: step decay lr0 {best['initial_learning_rate']:g}, x"
     f"{best['factor']:g} every {best['discount_step']} steps: the best of the "
     f"grid by validation loss (selection seed {protocol['selection_seed']}), "
@@ -256,6 +314,16 @@ def _setting_text(setting: dict) -> list[str]:
       gin_text += "; bindings " + ", ".join(f"`{b}`" for b in setting["gin_bindings"])
     lines.append(f"Gin: {gin_text}.")
   lines += ["", method_table(setting), ""]
+  lines += [
+    "What each method spent in trainee steps and seconds on the machine that "
+    "ran it: once before its runs (the step-decay grid, a peer's learning-rate "
+    "search, the controller's training; the controller's is paid once for "
+    "every later training run), and per evaluated run (AutoLRS's trial steps "
+    "included):",
+    "",
+    cost_table(setting),
+    "",
+  ]
   return lines
 
 

@@ -10,11 +10,22 @@ before and after the decision, selectable by name:
 | neg_val_loss         | -val_loss                             | the paper's                  |
 | neg_log_val_loss     | -log(val_loss)                        | scale-free in the loss       |
 | val_loss_improvement | previous_val_loss - val_loss          | return = first - last loss   |
+| log_val_loss_vs_reference | log(reference_val_loss) - log(val_loss) | see below              |
+
+`log_val_loss_vs_reference` compares each decision's validation loss with a
+reference run on the same trainee seed and initial rate, which keeps that
+rate constant (every action 0): the environment runs it once per trainee
+seed and caches its curve. Differences between trainee initialisations then
+cancel out of the rewards, so what is left is the effect of the actions
+(a return of 0 means "as good as doing nothing"). It costs one more trainee
+run per new seed.
 
 A diverged run ends the episode. Its last reward is the penalty: by default
 (`divergence_penalty=None`), the reward of sitting at the initial (untrained)
 validation loss for every remaining decision, so that diverging early is never
-cheaper than training on; an explicit number overrides it.
+cheaper than training on (for the reference reward: sitting at the initial
+loss against the reference's remaining curve); an explicit number overrides
+it.
 """
 
 from __future__ import annotations
@@ -28,13 +39,24 @@ from lr_controller.errors import UserError
 
 @dataclasses.dataclass(frozen=True)
 class Reward:
-  """A reward: `fn(previous_val_loss, val_loss)` and the default divergence penalty."""
+  """A reward of one decision and the default divergence penalty.
 
-  fn: Callable[[float, float], float]
-  penalty: Callable[
-    [float, float, int], float
-  ]  # (initial, previous, remaining) -> reward
+  Attributes:
+    fn: `fn(previous_val_loss, val_loss, reference_val_loss)`; the reference
+      is the reference run's validation loss after the same decision (None
+      unless `needs_reference`).
+    penalty: `penalty(initial, previous, remaining, references)`: the last
+      reward of an episode that diverged with `remaining` decisions left
+      (the diverging one included); `references` holds the reference's
+      validation losses of those decisions (None unless `needs_reference`).
+    description: one line.
+    needs_reference: whether the environment must run the reference.
+  """
+
+  fn: Callable[..., float]
+  penalty: Callable[..., float]
   description: str
+  needs_reference: bool = False
 
 
 def _safe_log(x: float) -> float:
@@ -43,20 +65,29 @@ def _safe_log(x: float) -> float:
 
 REWARDS: dict[str, Reward] = {
   "neg_val_loss": Reward(
-    fn=lambda prev, val: -val,
-    penalty=lambda initial, prev, remaining: -initial * remaining,
+    fn=lambda prev, val, ref=None: -val,
+    penalty=lambda initial, prev, remaining, refs=None: -initial * remaining,
     description="negated validation loss (the paper's)",
   ),
   "neg_log_val_loss": Reward(
-    fn=lambda prev, val: -_safe_log(val),
-    penalty=lambda initial, prev, remaining: -_safe_log(initial) * remaining,
+    fn=lambda prev, val, ref=None: -_safe_log(val),
+    penalty=lambda initial, prev, remaining, refs=None: -_safe_log(initial) * remaining,
     description="negated log validation loss",
   ),
   "val_loss_improvement": Reward(
-    fn=lambda prev, val: prev - val,
+    fn=lambda prev, val, ref=None: prev - val,
     # Undoes all progress: the episode's return becomes 0 (initial - initial).
-    penalty=lambda initial, prev, remaining: prev - initial,
+    penalty=lambda initial, prev, remaining, refs=None: prev - initial,
     description="decrease of the validation loss since the previous decision",
+  ),
+  "log_val_loss_vs_reference": Reward(
+    fn=lambda prev, val, ref: _safe_log(ref) - _safe_log(val),
+    penalty=lambda initial, prev, remaining, refs: sum(
+      _safe_log(r) - _safe_log(initial) for r in refs
+    ),
+    description="log validation loss of the constant-rate reference run on "
+    "the same trainee minus the controller's",
+    needs_reference=True,
   ),
 }
 

@@ -3,9 +3,11 @@
 Every schedule is a `tf.keras.optimizers.schedules.LearningRateSchedule`: call it
 on a step (a Python number or an int/float tensor, also inside a `tf.function`,
 e.g. `optimizer.iterations`) and it returns the learning rate as a float32
-tensor of the same shape. Built-in Keras schedules are reused where one exists
-(`ExponentialDecay`, `CosineDecay`, `PolynomialDecay`), subclassed thinly to add
-argument checks, linear warm-up and consistent argument names.
+tensor of the same shape. Keras' `ExponentialDecay` is reused for the
+exponential schedules, subclassed thinly to add argument checks and
+consistent argument names; the budgeted decays (cosine, linear, REX, UBA) are
+one shape with four closed forms (`_ShapedSchedule`), tested against Keras'
+`CosineDecay` and `PolynomialDecay` where those exist.
 
 Schedules, with t the step and T = `total_steps`:
 
@@ -422,126 +424,13 @@ class _BudgetMixin:
     return tf.where(t < w, _f32(warm), _f32(decayed))
 
 
-@_serializable
-class CosineSchedule(_BudgetMixin, tf.keras.optimizers.schedules.CosineDecay):
-  """Cosine decay with optional linear warm-up (Keras `CosineDecay`).
-
-  After warm-up (see `_BudgetMixin`), with p = (t - w) / (T - w):
-    lr = min_learning_rate
-         + (initial_learning_rate - min_learning_rate) * (1 + cos(pi p)) / 2.
-  """
-
-  def __init__(
-    self,
-    initial_learning_rate: float,
-    total_steps: int,
-    min_learning_rate: float = 0.0,
-    warmup_steps: int = 0,
-    warmup_start_learning_rate: float = 0.0,
-    name: str | None = None,
-  ):
-    """Initializes the schedule.
-
-    Args:
-      initial_learning_rate: peak learning rate, at the end of warm-up.
-      total_steps: T, steps of the whole schedule; the rate is
-        `min_learning_rate` from step T on.
-      min_learning_rate: final learning rate, in [0, initial_learning_rate].
-      warmup_steps: w, steps of linear warm-up, in [0, T).
-      warmup_start_learning_rate: learning rate at step 0 when w > 0.
-      name: optional name scope.
-
-    Raises:
-      UserError: for a bad argument.
-    """
-    self._init_budget(
-      initial_learning_rate,
-      total_steps,
-      min_learning_rate,
-      warmup_steps,
-      warmup_start_learning_rate,
-    )
-    peak = self.peak_learning_rate
-    warmup_steps = self.warmup_steps
-    # Keras' own warm-up is unused (warmup_target=None): ours is applied in
-    # `__call__`, so the schedule also works on a vector of steps.
-    super().__init__(
-      initial_learning_rate=peak,
-      decay_steps=self.decay_duration,
-      alpha=self.min_learning_rate / peak,
-      name=name,
-    )
-    self.warmup_steps = warmup_steps
-
-  def __call__(self, step: Any) -> tf.Tensor:
-    keras_call = super().__call__
-    return self._warmup_then(step, keras_call)
-
-  def get_config(self) -> dict[str, Any]:
-    return self._budget_config()
-
-
-@_serializable
-class LinearSchedule(_BudgetMixin, tf.keras.optimizers.schedules.PolynomialDecay):
-  """Linear decay (Defazio et al. 2023) with optional linear warm-up.
-
-  Keras `PolynomialDecay` with power 1. After warm-up, with
-  p = (t - w) / (T - w):
-    lr = min_learning_rate + (initial_learning_rate - min_learning_rate) * (1 - p),
-  which for w = 0 and min_learning_rate = 0 is lr0 * (1 - t / T).
-  """
-
-  def __init__(
-    self,
-    initial_learning_rate: float,
-    total_steps: int,
-    min_learning_rate: float = 0.0,
-    warmup_steps: int = 0,
-    warmup_start_learning_rate: float = 0.0,
-    name: str | None = None,
-  ):
-    """Initializes the schedule.
-
-    Args:
-      initial_learning_rate: peak learning rate, at the end of warm-up.
-      total_steps: T, steps of the whole schedule; the rate is
-        `min_learning_rate` from step T on.
-      min_learning_rate: final learning rate, in [0, initial_learning_rate].
-      warmup_steps: w, steps of linear warm-up, in [0, T).
-      warmup_start_learning_rate: learning rate at step 0 when w > 0.
-      name: optional name scope.
-
-    Raises:
-      UserError: for a bad argument.
-    """
-    self._init_budget(
-      initial_learning_rate,
-      total_steps,
-      min_learning_rate,
-      warmup_steps,
-      warmup_start_learning_rate,
-    )
-    warmup_steps = self.warmup_steps
-    super().__init__(
-      initial_learning_rate=self.peak_learning_rate,
-      decay_steps=self.decay_duration,
-      end_learning_rate=self.min_learning_rate,
-      power=1.0,
-      cycle=False,
-      name=name,
-    )
-    self.warmup_steps = warmup_steps
-
-  def __call__(self, step: Any) -> tf.Tensor:
-    keras_call = super().__call__
-    return self._warmup_then(step, keras_call)
-
-  def get_config(self) -> dict[str, Any]:
-    return self._budget_config()
-
-
 class _ShapedSchedule(_BudgetMixin, LearningRateSchedule):
-  """A budgeted schedule min + (peak - min) * shape(p), computed in float64."""
+  """A budgeted schedule min + (peak - min) * shape(p), computed in float64.
+
+  Cosine, linear, REX and UBA are this one shape with their own closed form
+  `shape(p)`, 1 at p = 0 and 0 at p = 1 (see `_BudgetMixin` for p and the
+  warm-up).
+  """
 
   def __init__(
     self,
@@ -592,6 +481,35 @@ class _ShapedSchedule(_BudgetMixin, LearningRateSchedule):
 
   def get_config(self) -> dict[str, Any]:
     return self._budget_config()
+
+
+@_serializable
+class CosineSchedule(_ShapedSchedule):
+  """Cosine decay (Loshchilov & Hutter 2017), optional linear warm-up.
+
+  After warm-up, with p = (t - w) / (T - w):
+    lr = min_learning_rate
+         + (initial_learning_rate - min_learning_rate) * (1 + cos(pi p)) / 2,
+  Keras' `CosineDecay` with alpha = min_learning_rate / initial_learning_rate
+  (tested against it).
+  """
+
+  def _shape(self, progress: tf.Tensor) -> tf.Tensor:
+    return 0.5 * (1.0 + tf.cos(math.pi * progress))
+
+
+@_serializable
+class LinearSchedule(_ShapedSchedule):
+  """Linear decay (Defazio et al. 2023), optional linear warm-up.
+
+  After warm-up, with p = (t - w) / (T - w):
+    lr = min_learning_rate + (initial_learning_rate - min_learning_rate) * (1 - p),
+  which for w = 0 and min_learning_rate = 0 is lr0 * (1 - t / T); Keras'
+  `PolynomialDecay` with power 1.
+  """
+
+  def _shape(self, progress: tf.Tensor) -> tf.Tensor:
+    return 1.0 - progress
 
 
 @_serializable

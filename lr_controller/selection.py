@@ -38,19 +38,21 @@ def score(infos: list[dict]) -> float:
   return float(np.mean(losses))
 
 
-def score_greedy_policy(
+def run_greedy_policy(
   env, policy: exploration.SeededPolicy, seed: int, num_runs: int
-) -> float:
-  """Runs `policy` (greedy) on the validation trainees of `seed`; returns `score`.
+) -> list[dict]:
+  """Runs `policy` (greedy) on the validation trainees of `seed`.
 
   Args:
     env: a `LearningRateControlEnv` in this process.
     policy: the greedy policy.
     seed: the controller's base seed.
     num_runs: validation trainees.
+
+  Returns:
+    The episodes' summaries (`score` them).
   """
-  infos = [
+  return [
     episode_collection.collect_episodes([env], policy, [k], seed)[0].info
     for k in selection_episodes(num_runs)
   ]
-  return score(infos)

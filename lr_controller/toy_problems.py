@@ -183,6 +183,9 @@ class NoisyQuadraticTrainee:
       for split in ("validation", "test")
     }
     self.final_layer = FinalLayer(self)
+    self._best = trainee_lib.BestValidation(
+      lambda: self.theta.copy(), lambda theta: setattr(self, "theta", theta.copy())
+    )
     self.reset(seed, initial_learning_rate, schedule)
 
   # ---- The trainee interface. ----
@@ -278,22 +281,22 @@ class NoisyQuadraticTrainee:
   def validate(self, keep_probabilities: bool = False) -> trainee_lib.EvalResult:
     """Evaluates on "validation" and remembers the best theta so far."""
     result = self.evaluate("validation", keep_probabilities)
-    if (
-      not self.diverged
-      and math.isfinite(result.loss)
-      and result.loss < self.best_val_loss
-    ):
-      self.best_val_loss = result.loss
-      self.best_step = self.global_step
-      self._best_theta = self.theta.copy()
+    self._best.offer(result.loss, self.global_step, self.diverged)
     return result
+
+  @property
+  def best_val_loss(self) -> float:
+    """Lowest validation loss of this run so far (inf before any)."""
+    return self._best.val_loss
+
+  @property
+  def best_step(self) -> int | None:
+    """Step of `best_val_loss` (None before any)."""
+    return self._best.step
 
   def restore_best(self) -> bool:
     """Loads the best-validation theta; False if there was none."""
-    if self._best_theta is None:
-      return False
-    self.theta = self._best_theta.copy()
-    return True
+    return self._best.restore()
 
   def reset(
     self,
@@ -317,9 +320,7 @@ class NoisyQuadraticTrainee:
     self._learning_rate = trainee_lib.check_learning_rate(learning_rate)
     self._step = 0
     self.diverged = False
-    self._best_theta: np.ndarray | None = None
-    self.best_val_loss = math.inf
-    self.best_step: int | None = None
+    self._best.clear()
 
   # ---- Extras of the toy problem. ----
 

@@ -27,6 +27,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable
+from typing import Any, Protocol
 
 import gin
 import numpy as np
@@ -34,6 +35,8 @@ import tensorflow as tf
 
 import official_models
 from lr_controller import data as data_lib
+from lr_controller import features as features_lib
+from lr_controller import io_utils
 from lr_controller.errors import UserError
 
 # Training losses above this count as divergence (cross-entropy of a uniform
@@ -91,40 +94,6 @@ def check_learning_rate(learning_rate: float) -> float:
   return value
 
 
-def find_final_dense(
-  model: tf.keras.Model, name: str | None = None
-) -> tf.keras.layers.Dense:
-  """Returns the model's final Dense layer: the one named `name`, else the last Dense.
-
-  Raises:
-    UserError: if there is no such layer.
-  """
-  if name is not None:
-    try:
-      layer = model.get_layer(name)
-    except ValueError:
-      raise UserError(f"model has no layer named '{name}'") from None
-    if not isinstance(layer, tf.keras.layers.Dense):
-      raise UserError(f"layer '{name}' is a {type(layer).__name__}, not a Dense layer")
-    return layer
-  dense = [
-    layer for layer in _all_layers(model) if isinstance(layer, tf.keras.layers.Dense)
-  ]
-  if not dense:
-    raise UserError("model has no Dense layer to read output-layer features from")
-  return dense[-1]
-
-
-def _all_layers(model: tf.keras.layers.Layer) -> list[tf.keras.layers.Layer]:
-  layers = []
-  for layer in getattr(model, "layers", []):
-    if isinstance(layer, tf.keras.Model):
-      layers.extend(_all_layers(layer))
-    else:
-      layers.append(layer)
-  return layers
-
-
 def seeded_initial_weights(model: tf.keras.Model, seed: int) -> list[np.ndarray]:
   """Fresh initial weights of `model`'s architecture, a function of `seed` only.
 
@@ -174,6 +143,68 @@ class EvalResult:
   probabilities: np.ndarray | None = None
 
 
+class BestValidation:
+  """A run's lowest validation loss so far, its step, and the state it had then.
+
+  The one bookkeeping of "the best-validation checkpoint" that every trainee
+  (this module's `Trainee`, `toy_problems.NoisyQuadraticTrainee`) keeps.
+
+  Args:
+    snapshot: returns a copy of the run's state (weights).
+    load: puts such a copy back.
+  """
+
+  def __init__(self, snapshot: Callable[[], Any], load: Callable[[Any], None]):
+    self._snapshot, self._load = snapshot, load
+    self.clear()
+
+  def clear(self) -> None:
+    """Forgets everything (a new run)."""
+    self.val_loss = math.inf
+    self.step: int | None = None
+    self._state = None
+
+  def offer(self, val_loss: float, step: int, diverged: bool) -> None:
+    """Keeps the current state if `val_loss` is finite and the lowest so far."""
+    if not diverged and math.isfinite(val_loss) and val_loss < self.val_loss:
+      self.val_loss, self.step = val_loss, step
+      self._state = self._snapshot()
+
+  def restore(self) -> bool:
+    """Loads the best state; False if there was none."""
+    if self._state is None:
+      return False
+    self._load(self._state)
+    return True
+
+
+class TraineeRun(Protocol):
+  """What the environment, the evaluation and the peers need of a trainee.
+
+  `Trainee` (a Keras model), `toy_problems.NoisyQuadraticTrainee` and the
+  peers' subclasses follow it. Learning rates are per step; losses in nats.
+  """
+
+  learning_rate: float
+  global_step: int
+  diverged: bool
+  best_val_loss: float
+  best_step: int | None
+  final_layer: Any  # Has a `kernel` (the output layer's weights).
+
+  def reset(self, seed: int, learning_rate: float, schedule=None) -> None: ...
+
+  def set_learning_rate(self, learning_rate: float) -> None: ...
+
+  def train(self, num_steps: int) -> float: ...
+
+  def evaluate(self, split: str, keep_probabilities: bool = False) -> EvalResult: ...
+
+  def validate(self, keep_probabilities: bool = False) -> EvalResult: ...
+
+  def restore_best(self) -> bool: ...
+
+
 class Trainee:
   """A classifier's training run that a schedule or a controller drives in chunks.
 
@@ -217,7 +248,7 @@ class Trainee:
     self.data = data
     self.schedule = schedule
     self.divergence_loss = float(divergence_loss)
-    self.final_layer = find_final_dense(model, final_layer_name)
+    self.final_layer = features_lib.find_final_dense(model, final_layer_name)
     self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="trainee_step")
     self.diverged = False
     self._loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(
@@ -228,6 +259,7 @@ class Trainee:
     # The step may be XLA-compiled; the loop around it reads the input
     # iterator, which XLA cannot, so it stays a plain graph. The iterator is
     # an argument: `reset` starts a new one of the same spec, never a retrace.
+    self.jit_compile = bool(jit_compile)
     self._train_step = tf.function(self._train_step_impl, jit_compile=jit_compile)
     self._train_loop = tf.function(
       self._train_loop_impl,
@@ -251,9 +283,7 @@ class Trainee:
       self._eval_pass_impl,
       input_signature=[image_spec, tf.TensorSpec([None], tf.int32)],
     )
-    self._best_weights: list[np.ndarray] | None = None
-    self.best_val_loss = math.inf
-    self.best_step: int | None = None
+    self.best = BestValidation(self.model.get_weights, self.model.set_weights)
     # Build the optimizer's slots now so that `reset` can zero them.
     self.optimizer.build(self.model.trainable_variables)
 
@@ -384,22 +414,22 @@ class Trainee:
   def validate(self, keep_probabilities: bool = False) -> EvalResult:
     """Evaluates on the validation split and remembers the best weights so far."""
     result = self.evaluate("validation", keep_probabilities)
-    if (
-      not self.diverged
-      and math.isfinite(result.loss)
-      and result.loss < self.best_val_loss
-    ):
-      self.best_val_loss = result.loss
-      self.best_step = self.global_step
-      self._best_weights = self.model.get_weights()
+    self.best.offer(result.loss, self.global_step, self.diverged)
     return result
+
+  @property
+  def best_val_loss(self) -> float:
+    """Lowest validation loss of this run so far (inf before any)."""
+    return self.best.val_loss
+
+  @property
+  def best_step(self) -> int | None:
+    """Step of `best_val_loss` (None before any)."""
+    return self.best.step
 
   def restore_best(self) -> bool:
     """Loads the best-validation weights; False if there were none."""
-    if self._best_weights is None:
-      return False
-    self.model.set_weights(self._best_weights)
-    return True
+    return self.best.restore()
 
   def reset(
     self,
@@ -427,9 +457,7 @@ class Trainee:
     self.set_learning_rate(check_learning_rate(learning_rate))
     self.step.assign(0)
     self.diverged = False
-    self._best_weights = None
-    self.best_val_loss = math.inf
-    self.best_step = None
+    self.best.clear()
 
 
 @gin.configurable
@@ -555,6 +583,5 @@ def _materialize(dataset: tf.data.Dataset) -> tuple[tf.Tensor, tf.Tensor]:
 def _finite_or_none(row: dict) -> dict:
   """Replaces NaN/inf floats by None so the dict is valid JSON."""
   return {
-    k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-    for k, v in row.items()
+    k: io_utils.finite_or_none(v) if isinstance(v, float) else v for k, v in row.items()
   }

@@ -13,13 +13,14 @@ from lr_controller.env import LearningRateControlEnv
 from lr_controller.errors import UserError
 
 
-def _tf_env():
+def _tf_env(action_levels=None):
   py_env = LearningRateControlEnv(
     lambda seed: toy_problems.build_noisy_quadratic(seed=seed),
     num_steps=50,
     action_interval=10,
     initial_learning_rates=(0.5,),
     max_learning_rate=1.9,
+    action_levels=action_levels,
   )
   return tf_py_environment.TFPyEnvironment(py_env)
 
@@ -68,11 +69,15 @@ class AgentTest(tf.test.TestCase, parameterized.TestCase):
     self.assertTrue(any("critic_optimizer" in n for n in slot_names))
 
   @parameterized.named_parameters(
-    ("mlp", "mlp", "gaussian"), ("lstm", "lstm", "gaussian"), ("beta", "mlp", "beta")
+    ("mlp", "mlp", "gaussian"),
+    ("lstm", "lstm", "gaussian"),
+    ("beta", "mlp", "beta"),
+    ("categorical", "mlp", "categorical"),
+    ("categorical_lstm", "lstm", "categorical"),
   )
   def test_train_step_changes_actor_weights_with_finite_losses(self, network, head):
     tf.random.set_seed(0)
-    tf_env = _tf_env()
+    tf_env = _tf_env(action_levels=5 if head == "categorical" else None)
     agent = agent_lib.create_agent(
       tf_env.time_step_spec(),
       tf_env.action_spec(),
@@ -110,8 +115,28 @@ class AgentTest(tf.test.TestCase, parameterized.TestCase):
     log_prob = distribution.log_prob(tf.constant([spec.maximum - 1e-4], tf.float32))
     self.assertTrue(np.all(np.isfinite(log_prob.numpy())))
 
+  def test_categorical_head_starts_near_uniform_over_the_factor_set(self):
+    tf_env = _tf_env(action_levels=5)
+    agent = agent_lib.create_agent(
+      tf_env.time_step_spec(), tf_env.action_spec(), action_head="categorical"
+    )
+    time_step = tf_env.reset()
+    probs = agent.collect_policy.distribution(time_step).action.probs_parameter()
+    self.assertAllClose(probs.numpy(), np.full((1, 5), 0.2), atol=0.05)
+    greedy = agent.policy.action(time_step).action.numpy()
+    self.assertEqual(greedy.dtype, np.int32)
+    self.assertEqual(int(greedy[0]), int(np.argmax(probs.numpy()[0])))
+
   def test_bad_arguments(self):
     tf_env = _tf_env()
+    discrete = _tf_env(action_levels=5)
+    for kwargs, env in (
+      (dict(action_head="categorical"), tf_env),
+      (dict(action_head="gaussian"), discrete),
+      (dict(action_head="beta"), discrete),
+    ):
+      with self.assertRaisesRegex(UserError, "action_levels"):
+        agent_lib.create_agent(env.time_step_spec(), env.action_spec(), **kwargs)
     for kwargs in (
       dict(actor_network="gru"),
       dict(hidden_units=0),

@@ -30,6 +30,7 @@ from lr_controller import constants
 from lr_controller import data as data_lib
 
 SETTING = ("--gin_file=digits_lenet.gin", "--gin_file=smoke.gin")
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE_STEPS = 20  # smoke.gin's NUM_STEPS.
 # smoke.gin's grid.
 SMOKE_GRID = {
@@ -49,6 +50,7 @@ EXIT_USER_ERROR = 2
 GRID_PROGRESS = re.compile(r"^\[\s*\d+/\d+\]", re.MULTILINE)
 # Results a failing run finds in its root_dir; it must leave them alone.
 EARLIER_RESULTS = (
+  constants.CONFIG_GIN,
   constants.METRICS_JSON,
   constants.SEARCH_JSON,
   constants.REPEATS_JSON,
@@ -185,15 +187,28 @@ class BinariesTest(tf.test.TestCase):
         args.insert(0, f"--root_dir={root}")
       return cls.run_binary(binary, *args)
 
+    def from_checkout():
+      # A path from the checkout's root, whose include gin looks up on its
+      # search paths: no "Path not found" lines on the way.
+      return cls.run_binary(
+        TRAIN,
+        f"--root_dir={cls.scratch}/from_checkout",
+        "--gin_file=lr_controller/gin_configs/controller/digits.gin",
+        "--gin_file=smoke.gin",
+        cwd=REPO_ROOT,
+      )
+
     workers = max(2, min(4, os.cpu_count() or 2))
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
       # The longest chain first.
       search = pool.submit(search_twice)
       train = pool.submit(run_train)
       bad = {name: pool.submit(bad_input, name) for name in BAD_INPUTS}
+      checkout = pool.submit(from_checkout)
       cls.search_result = search.result()
       cls.train_result = train.result()
       cls.bad_results = {name: future.result() for name, future in bad.items()}
+      cls.checkout_result = checkout.result()
 
   @classmethod
   def tearDownClass(cls):
@@ -201,13 +216,15 @@ class BinariesTest(tf.test.TestCase):
     super().tearDownClass()
 
   @classmethod
-  def run_binary(cls, binary: str, *args: str) -> subprocess.CompletedProcess:
-    """Runs `python -m lr_controller.bin.<binary> args...`; returns the result."""
+  def run_binary(
+    cls, binary: str, *args: str, cwd: str | None = None
+  ) -> subprocess.CompletedProcess:
+    """Runs `python -m lr_controller.bin.<binary> args...` (in the scratch dir)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TFDS_DATA_DIR=cls.tfds_dir)
     return subprocess.run(
       [sys.executable, "-m", f"lr_controller.bin.{binary}", *args],
       env=env,
-      cwd=cls.scratch,
+      cwd=cwd or cls.scratch,
       capture_output=True,
       text=True,
       timeout=600,
@@ -219,6 +236,11 @@ class BinariesTest(tf.test.TestCase):
       proc.returncode, 0, f"{proc.args}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     )
     self.assertNotIn("Traceback", proc.stderr)
+    self.assertNotIn("Path not found", proc.stderr)
+
+  def test_gin_files_from_the_checkout_root_log_no_errors(self):
+    self.assert_succeeded(self.checkout_result)
+    self.assertNotRegex(self.checkout_result.stderr, r"(?m)^E\d{4} ")
 
   def test_train_trainee_writes_metrics_and_configs(self):
     proc = self.train_result

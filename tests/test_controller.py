@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
 import tempfile
 
 import numpy as np
@@ -41,6 +43,99 @@ class ActionRuleTest(tf.test.TestCase):
     got = controller_lib.guard_observation([np.nan, 1e9, -1e9, 0.5])
     self.assertEqual(got.dtype, np.float32)
     self.assertAllClose(got, [0.0, 1e6, -1e6, 0.5])
+
+
+class DiscreteHeadTest(tf.test.TestCase):
+  def test_a_categorical_policy_exports_log_factors_of_its_factor_set(self):
+    bindings = [
+      "create_environment.num_steps=40",
+      "create_environment.action_levels=5",
+      "create_agent.action_head='categorical'",
+      "create_agent.num_epochs=2",
+    ]
+    gin_utils.parse_gin(["controller/noisy_quadratic.gin"], bindings, finalize=False)
+    root = self.create_tempdir().full_path
+    trained = controller_training.train_controller(
+      root,
+      seed=0,
+      num_episodes=2,
+      export_interval=0,
+      selection_runs=1,
+      say=lambda _: None,
+    )
+    policy = controller_lib.load_policy(trained["policy_dir"])
+    self.assertEqual(policy.metadata["action_levels"], 5)
+    table = controller_lib.level_log_factors(policy.max_log_factor, 5)
+    controller = controller_lib.Controller(policy)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+      action = controller.act(rng.normal(size=policy.observation_size))
+      self.assertTrue(np.any(np.isclose(action, table, atol=1e-6)), action)
+    # The evaluation's environment takes the exported log factors.
+    env = evaluation.make_environment(policy.metadata)
+    self.assertIsNone(env.action_log_factors)
+    record = evaluation.run_controller(env, policy, seed=7)
+    steps = np.diff(
+      np.log([record["initial_learning_rate"], *record["learning_rates"]])
+    )
+    for step in steps:
+      self.assertTrue(np.any(np.isclose(step, table, atol=1e-5)), step)
+
+
+class ServingSignaturesTest(tf.test.TestCase):
+  def test_an_lstm_policy_serves_what_its_functions_compute(self):
+    gin_utils.parse_gin(
+      ["controller/noisy_quadratic.gin"],
+      [
+        "create_environment.num_steps=40",
+        "create_agent.actor_network='lstm'",
+        "create_agent.num_epochs=2",
+      ],
+      finalize=False,
+    )
+    root = self.create_tempdir().full_path
+    trained = controller_training.train_controller(
+      root, seed=0, num_episodes=2, export_interval=0, say=lambda _: None
+    )
+    path = trained["policy_dir"]
+    module = tf.saved_model.load(path)
+    self.assertCountEqual(
+      module.signatures, ["action", "get_initial_state", "get_metadata"]
+    )
+    initial = module.signatures["get_initial_state"](batch_size=tf.constant(2))
+    num_states = int(initial["num_states"])
+    self.assertEqual(num_states, 2)  # An LSTM's h and c.
+    states = [initial[f"state_{i}"] for i in range(num_states)]
+    observation = tf.constant(np.linspace(-1, 1, 2 * 8, dtype=np.float32).reshape(2, 8))
+    step_type = tf.constant([0, 0], tf.int32)
+    served = module.signatures["action"](
+      observation=observation,
+      step_type=step_type,
+      **{f"state_{i}": s for i, s in enumerate(states)},
+    )
+    direct = module.action(observation, step_type, states)
+    self.assertAllClose(served["action"], direct["action"])
+    for i in range(num_states):
+      self.assertAllClose(served[f"state_{i}"], direct["state"][i])
+    metadata = module.signatures["get_metadata"]()["metadata"]
+    self.assertEqual(metadata.numpy(), module.get_metadata().numpy())
+    shown = subprocess.run(
+      [
+        sys.executable,
+        "-m",
+        "tensorflow.python.tools.saved_model_cli",
+        "show",
+        "--dir",
+        path,
+        "--all",
+      ],
+      capture_output=True,
+      text=True,
+      timeout=120,
+      check=True,
+    ).stdout
+    for name in ("action", "get_initial_state", "get_metadata"):
+      self.assertIn(f"signature_def['{name}']", shown)
 
 
 @pytest.mark.slow

@@ -190,7 +190,15 @@ class ControllerTrainingTest(tf.test.TestCase):
 
   def test_parallel_environments_train_on_every_episode_once(self):
     root = self.create_tempdir().full_path
-    result = _run(root, *_TOY, "--num_episodes=4", "--num_parallel_envs=2", "--seed=2")
+    # No episodes_per_update configured: one episode per environment.
+    result = _run(
+      root,
+      *_TOY,
+      "--gin_bindings=train_controller.episodes_per_update=None",
+      "--num_episodes=4",
+      "--num_parallel_envs=2",
+      "--seed=2",
+    )
     self.assertEqual(result.returncode, 0, result.stderr[-2000:])
     self.assertIn("2 environments in parallel processes", result.stdout)
     rows = _episodes(root)

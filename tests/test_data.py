@@ -275,7 +275,7 @@ class DigitsTest(tf.test.TestCase):
       data.load_data(data_dir=self.data_dir, batch_size=20, train_examples=10)
     with self.assertRaisesRegex(UserError, "validation_examples=398 exceeds"):
       data.load_data(data_dir=self.data_dir, validation_examples=398)
-    for kwargs in ({"batch_size": 0}, {"eval_batch_size": -1}, {"shuffle_buffer": 0}):
+    for kwargs in ({"batch_size": 0}, {"eval_batch_size": -1}, {"train_examples": 0}):
       with self.assertRaisesRegex(UserError, "must be a positive integer"):
         data.load_data(data_dir=self.data_dir, **kwargs)
 

@@ -235,6 +235,67 @@ class EndToEndTest(tf.test.TestCase):
     train2 = open(os.path.join(self._logs, "train2.log")).read()
     self.assertIn("resuming from episode", train2)
 
+  def test_a_restarted_server_and_collectors_let_the_learner_finish(self):
+    root = os.path.join(self.create_tempdir().full_path, "root")
+    self._logs = self.create_tempdir().full_path
+    self._processes = []
+    port = _free_port()
+    address = f"--reverb_address=localhost:{port}"
+    episodes_path = os.path.join(root, constants.EPISODES_JSONL)
+    server_args = ["--job=reverb", f"--reverb_port={port}", "--seed=5", *_TOY_GIN]
+    learner_args = ["--job=train", address, f"--root_dir={root}", "--num_episodes=8"]
+
+    def start_collectors(tag):
+      return [
+        self._start(f"collect{i}{tag}", ["--job=collect", address, f"--task={i}{tag}"])
+        for i in range(2)
+      ]
+
+    try:
+      server = self._start("reverb", server_args)
+      collectors = start_collectors("")
+      learner = self._start("train", learner_args)
+      self._wait_for_lines(episodes_path, 2, time.time() + 300)
+      # The server dies: the learner and the collectors stop with one line.
+      server.send_signal(signal.SIGKILL)
+      server.wait()
+      self.assertNotEqual(learner.wait(timeout=120), 0)
+      for c in collectors:
+        self.assertNotEqual(c.wait(timeout=120), 0)
+      for name in ("train", "collect0", "collect1"):
+        lines = [
+          line
+          for line in open(os.path.join(self._logs, f"{name}.log")).read().splitlines()
+          if line.strip()
+        ]
+        self.assertNotIn("Traceback", "\n".join(lines), name)
+        errors = [line for line in lines if line.startswith("error: ")]
+        self.assertLen(errors, 1, (name, lines[-5:]))
+        self.assertIn("Reverb server", errors[0])
+        if name == "train":  # A collector's Reverb writer may log after it.
+          self.assertEqual(lines[-1], errors[0])
+      # Restarting the layout resumes from the learner's checkpoint.
+      server = self._start("reverb2", server_args)
+      collectors = start_collectors("b")
+      learner = self._start("train2", learner_args)
+      self.assertEqual(learner.wait(timeout=300), 0, self._tails())
+      for c in collectors:
+        self.assertEqual(c.wait(timeout=60), 0, self._tails())
+      server.terminate()
+      server.wait(timeout=30)
+    finally:
+      for p in self._processes:
+        if p.poll() is None:
+          p.kill()
+          p.wait()
+    with open(episodes_path) as f:
+      rows = [json.loads(line) for line in f]
+    self.assertEqual([r["episode"] for r in rows], list(range(8)), self._tails())
+    self.assertEqual([r["seed"] for r in rows], [5 * 1_000_003 + k for k in range(8)])
+    self.assertIn(
+      "resuming from episode", open(os.path.join(self._logs, "train2.log")).read()
+    )
+
   def test_bad_input_is_one_line_and_non_zero(self):
     root = self.create_tempdir().full_path
     dead = f"--reverb_address=localhost:{_free_port()}"

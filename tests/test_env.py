@@ -70,6 +70,27 @@ class _ScriptedTrainee:
     return False
 
 
+class _RateTrainee(_ScriptedTrainee):
+  """Each chunk multiplies the validation loss by (1 - learning rate)."""
+
+  def __init__(self):
+    super().__init__([])
+    self.train_calls = 0
+
+  def reset(self, seed, learning_rate):
+    super().reset(seed, learning_rate)
+    self._loss = 1.0 + seed  # The trainee's seed sets its initial loss.
+
+  def train(self, num_steps):
+    self.train_calls += 1
+    self._loss *= 1.0 - self.learning_rate
+    return super().train(num_steps)
+
+  def validate(self, keep_probabilities=False):
+    self.best_val_loss = min(self.best_val_loss, self._loss)
+    return trainee_lib.EvalResult(self._loss, 0.5, np.full((4, 3), 1 / 3, np.float32))
+
+
 def _softmax(logits):
   e = np.exp(logits - logits.max(axis=1, keepdims=True))
   return e / e.sum(axis=1, keepdims=True)
@@ -198,6 +219,58 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
     env.step(np.float32(action))
     self.assertAllClose(env.trainee.learning_rate, expected_lr, rtol=1e-6)
     self.assertEqual(env.nonfinite_actions, 0 if math.isfinite(action) else 1)
+
+  def test_discrete_actions_choose_evenly_spaced_factors(self):
+    env = _env(action_levels=5)
+    spec = env.action_spec()
+    self.assertEqual((spec.dtype, spec.minimum, spec.maximum), (np.int32, 0, 4))
+    self.assertAllClose(
+      np.exp(env.action_log_factors), [0.5, 2**-0.5, 1.0, 2**0.5, 2.0], rtol=1e-6
+    )
+    env.reset()
+    for index, expected in ((4, 0.1), (2, 0.1), (0, 0.05), (1, 0.05 / 2**0.5)):
+      env.step(np.int32(index))
+      self.assertAllClose(env.trainee.learning_rate, expected, rtol=1e-6)
+    with self.assertRaisesRegex(UserError, "action_levels"):
+      _env(action_levels=1)
+
+  def test_reference_reward_compares_with_the_cached_constant_rate_run(self):
+    trainee = _RateTrainee()
+    env = env_lib.LearningRateControlEnv(
+      lambda seed: trainee,
+      num_steps=30,
+      action_interval=10,
+      initial_learning_rates=(0.1,),
+      feature_names=["log_learning_rate", "budget_left"],
+      reward="log_val_loss_vs_reference",
+      reward_scale=0.5,
+      evaluate_test=False,
+    )
+    env.seed_next_episode(3)
+    env.reset()
+    self.assertEqual(trainee.train_calls, 3)  # The reference ran first.
+    rewards_got = [float(env.step(np.float32(math.log(2.0))).reward) for _ in range(3)]
+    # Reference: loss 4 x 0.9^k; controller: rates 0.2, 0.4, 0.8.
+    controller = 4.0 * np.cumprod([0.8, 0.6, 0.2])
+    reference = 4.0 * 0.9 ** np.arange(1, 4)
+    self.assertAllClose(rewards_got, 0.5 * np.log(reference / controller), rtol=1e-5)
+    self.assertAllClose(env.last_episode["reference_val_losses"], reference)
+    # The same seed again: the cached curve, no second reference run; doing
+    # nothing earns nothing.
+    env.seed_next_episode(3)
+    env.reset()
+    self.assertEqual(trainee.train_calls, 6)
+    rewards_got = [float(env.step(np.float32(0.0)).reward) for _ in range(3)]
+    self.assertEqual(trainee.train_calls, 9)
+    self.assertAllClose(rewards_got, [0.0, 0.0, 0.0], atol=1e-6)
+
+  def test_reference_reward_penalty_sits_at_the_initial_loss(self):
+    reward = rewards.get_reward("log_val_loss_vs_reference")
+    self.assertTrue(reward.needs_reference)
+    self.assertAllClose(reward.fn(2.0, 1.0, 0.5), math.log(0.5))
+    self.assertAllClose(
+      reward.penalty(2.0, 1.0, 2, [1.0, 0.5]), math.log(1.0 / 2.0) + math.log(0.5 / 2.0)
+    )
 
   def test_learning_rate_bounds(self):
     env = _env(min_learning_rate=0.04, max_learning_rate=0.06)

@@ -25,12 +25,14 @@ import scipy.stats
 import tensorflow as tf
 
 from lr_controller import (
+  adaptive_peers,
   constants,
   controller_training,
   evaluation,
   gin_utils,
   io_utils,
   report,
+  testing,
 )
 from lr_controller import env as env_lib
 from lr_controller import trainee as trainee_lib
@@ -91,6 +93,48 @@ def _table_rows(markdown: str) -> dict[str, list[str]]:
       cells = [c.strip() for c in line.strip("|").split("|")]
       rows.setdefault(cells[0], cells)
   return rows
+
+
+class DivergedRunsTest(tf.test.TestCase):
+  """A diverging run of every method is a record marked diverged, never a crash."""
+
+  def _trainee(self):
+    tf.keras.utils.set_random_seed(0)
+    inputs = tf.keras.Input((8, 8, 1))
+    x = tf.keras.layers.Flatten()(inputs)
+    model = tf.keras.Model(inputs, tf.keras.layers.Dense(10, name="logits")(x))
+    optimizer = trainee_lib.make_optimizer("sgd", learning_rate=0.1)
+    return trainee_lib.Trainee(model, optimizer, testing.tiny_data())
+
+  def _check(self, record):
+    self.assertTrue(record["diverged"], record)
+    self.assertTrue(
+      all(lr is None or np.isfinite(lr) for lr in record["learning_rates"])
+    )
+    io_utils.write_json(os.path.join(self.create_tempdir().full_path, "r.json"), record)
+
+  def test_every_method_records_a_diverged_run(self):
+    trainee = self._trainee()
+    setting = {"initial_learning_rate": 1e7, "discount_step": 10, "factor": 0.5}
+    self._check(evaluation.run_step_decay(trainee, setting, 0, 30, 10))
+    for name in adaptive_peers.PEER_NAMES:
+      with self.subTest(name):
+        self._check(
+          evaluation.run_peer(
+            name, trainee, 1e7, seed=0, num_steps=30, eval_interval=10
+          )
+        )
+
+  def test_a_non_finite_rate_is_recorded_as_none(self):
+    record = evaluation._run_record(
+      0,
+      0.1,
+      steps=[10, 20],
+      val_losses=[1.0, None],
+      learning_rates=[0.1, float("nan")],
+      diverged=True,
+    )
+    self.assertEqual(record["learning_rates"], [0.1, None])
 
 
 @pytest.mark.slow
@@ -198,6 +242,37 @@ class EvaluationTest(tf.test.TestCase):
     )
     for words in ("N = 3", "ttest_ind", "equal_var=True", "500000..500002"):
       self.assertIn(words, markdown)
+    self.assertIn("| Method | Paid once | Steps |", markdown)
+
+  def test_cost_of_every_method(self):
+    methods = self.methods()
+    search = io_utils.read_json(
+      os.path.join(self.eval_root, constants.BASELINE_SEARCH_DIR, constants.SEARCH_JSON)
+    )
+    baseline = methods[evaluation.BASELINE]["cost"]["setup"]
+    self.assertEqual(baseline["runs"], len(search["runs"]))
+    self.assertEqual(baseline["steps"], sum(r["steps_done"] for r in search["runs"]))
+    self.assertAlmostEqual(
+      baseline["seconds"], sum(r["seconds"] for r in search["runs"]), places=2
+    )
+    for peer in PEERS:
+      setup = methods[peer]["cost"]["setup"]
+      self.assertEqual(setup["runs"], len(PEER_LEARNING_RATES))
+      self.assertGreater(setup["steps"], 0)
+    # One training episode of 20 steps, then one selection on the validation
+    # trainees (digits.gin: 5) at the end.
+    controller = methods[evaluation.CONTROLLER]["cost"]["setup"]
+    self.assertEqual(controller["runs"], 1)
+    self.assertEqual(controller["steps"], 20 + 5 * 20)
+    self.assertGreater(controller["seconds"], 0)
+    for method in methods.values():
+      per_run = method["cost"]["per_run"]
+      self.assertEqual(
+        per_run["steps"], np.mean([r["steps"][-1] for r in method["runs"]])
+      )
+      self.assertAlmostEqual(
+        per_run["seconds"], np.mean([r["seconds"] for r in method["runs"]]), places=2
+      )
 
   def test_progress_names_method_and_seed(self):
     lines = [line for line in self.progress if "seed 2/3" in line]
@@ -287,7 +362,7 @@ class EvaluationTest(tf.test.TestCase):
         self.assertAlmostEqual(float(rows[name][f"{metric}_p"]), expected.pvalue)
         self.assertEqual(rows[name][f"{metric}_significant"], str(test["significant"]))
 
-  def test_asterisk_iff_p_below_005_in_report(self):
+  def test_verdict_iff_p_below_005_in_report(self):
     markdown = _read(os.path.join(self.eval_root, constants.REPORT_MD))
     rows = _table_rows(markdown)
     for name, method in self.methods().items():
@@ -295,9 +370,10 @@ class EvaluationTest(tf.test.TestCase):
       for cell, metric in ((loss_cell, "test_loss"), (accuracy_cell, "test_accuracy")):
         test = (method["vs_baseline"] or {}).get(metric, {})
         significant = test.get("p") is not None and test["p"] < 0.05
-        self.assertEqual(cell.endswith("*"), significant, f"{name} {metric}: {cell}")
+        marked = cell.endswith(("(better)", "(worse)"))
+        self.assertEqual(marked, significant, f"{name} {metric}: {cell}")
 
-  def test_asterisk_on_synthetic_significant_difference(self):
+  def test_better_and_worse_on_synthetic_significant_differences(self):
     def runs(losses):
       return [
         {"seed": i, "test_loss": x, "test_accuracy": 1 - x / 10, "diverged": False}
@@ -307,19 +383,25 @@ class EvaluationTest(tf.test.TestCase):
     baseline = runs([1.00, 1.10, 1.05, 0.95])
     better = runs([0.50, 0.55, 0.45, 0.52])
     similar = runs([1.02, 1.08, 0.97, 1.01])
+    worse = runs([2.00, 2.10, 1.90, 2.05])
     methods = [
       evaluation.summarize_method("step_decay", "baseline", baseline, None),
       evaluation.summarize_method("better", "peer", better, baseline),
       evaluation.summarize_method("similar", "peer", similar, baseline),
+      evaluation.summarize_method("worse", "peer", worse, baseline),
     ]
     p_better = scipy.stats.ttest_ind(
       [r["test_loss"] for r in better], [r["test_loss"] for r in baseline]
     ).pvalue
     self.assertLess(p_better, 0.05)
     rows = _table_rows(report.method_table({"methods": methods}))
-    self.assertTrue(rows["better"][2].endswith("*"))
-    self.assertFalse(rows["similar"][2].endswith("*"))
-    self.assertFalse(rows["step_decay"][2].endswith("*"))
+    # Lower loss and higher accuracy are better.
+    self.assertTrue(rows["better"][2].endswith("(better)"))
+    self.assertTrue(rows["better"][4].endswith("(better)"))
+    self.assertTrue(rows["worse"][2].endswith("(worse)"))
+    self.assertTrue(rows["worse"][4].endswith("(worse)"))
+    for name in ("similar", "step_decay"):
+      self.assertFalse(rows[name][2].endswith(")"), rows[name])
     self.assertEqual(rows["better"][3], report.format_p(p_better))
 
   def test_too_few_runs_give_no_p_value(self):

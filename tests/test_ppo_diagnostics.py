@@ -75,6 +75,46 @@ class UpdateDiagnosticsTest(tf.test.TestCase):
     self.assertLess(got["noise_correlation"], 0.6)
     self.assertTrue(np.all(np.isfinite(before["return"][before["valid"]])))
 
+  def test_a_categorical_head_reports_moments_of_its_log_factors(self):
+    gin_utils.parse_gin(
+      ["controller/noisy_quadratic.gin"],
+      ["create_environment.num_steps=100", "create_environment.action_levels=5"],
+      finalize=False,
+    )
+    env = env_lib.create_environment(seed=0)
+    tf.keras.utils.set_random_seed(0)
+    agent = agent_lib.create_agent(
+      tensor_spec.from_spec(env.time_step_spec()),
+      tensor_spec.from_spec(env.action_spec()),
+      action_head="categorical",
+    )
+    policy = exploration.SeededPolicy(agent.collect_policy)
+    episodes = [
+      episode_collection.collect_episodes([env], policy, [k], seed=0)[0]
+      for k in range(3)
+    ]
+    experience = episode_collection.to_experience(episodes, agent.collect_data_spec)
+    table = env.action_log_factors
+    before = ppo_diagnostics.before_update(agent, experience, table)
+    loss_info = agent.train(experience)
+    got = ppo_diagnostics.after_update(
+      agent, experience, before, loss_info, env.max_log_factor
+    )
+    indices = np.concatenate([e.trajectory.action[:-1] for e in episodes])
+    self.assertAllClose(
+      got["at_bound_share"], np.mean((indices == 0) | (indices == len(table) - 1))
+    )
+    logits = np.concatenate(
+      [e.trajectory.policy_info["dist_params"]["logits"][:-1] for e in episodes]
+    )
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    mean = probs @ table
+    std = np.sqrt(probs @ table**2 - mean**2)
+    self.assertAllClose(got["policy_mean"], mean.mean(), atol=1e-5)
+    self.assertAllClose(got["policy_std"], std.mean(), atol=1e-5)
+    self.assertBetween(got["entropy"], 0.0, np.log(5) + 1e-6)
+    self.assertLess(got["noise_correlation"], 0.6)
+
 
 if __name__ == "__main__":
   tf.test.main()

@@ -208,6 +208,21 @@ class BudgetedScheduleTest(tf.test.TestCase, parameterized.TestCase):
       schedule_values(ours, 120), schedule_values(keras, 120), rtol=RTOL, atol=ATOL
     )
 
+  def test_cosine_and_linear_match_keras_with_a_floor(self):
+    for name, keras in (
+      ("cosine", tf.keras.optimizers.schedules.CosineDecay(0.1, 100, alpha=0.01)),
+      (
+        "linear",
+        tf.keras.optimizers.schedules.PolynomialDecay(0.1, 100, end_learning_rate=1e-3),
+      ),
+    ):
+      ours = make_schedule(
+        name, initial_learning_rate=0.1, total_steps=100, min_learning_rate=1e-3
+      )
+      self.assertAllClose(
+        schedule_values(ours, 120), schedule_values(keras, 120), rtol=RTOL, atol=ATOL
+      )
+
 
 class OneCycleTest(tf.test.TestCase, parameterized.TestCase):
   def test_literal_values(self):

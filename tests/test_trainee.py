@@ -8,7 +8,7 @@ import tensorflow_datasets as tfds
 
 import official_models
 from lr_controller import data as data_lib
-from lr_controller import schedules, testing
+from lr_controller import features, schedules, testing
 from lr_controller import trainee as trainee_lib
 from lr_controller.errors import UserError
 
@@ -234,10 +234,10 @@ class TraineeTest(tf.test.TestCase):
 
   def test_final_dense_found_by_name_or_position(self):
     model = _tiny_model()
-    self.assertEqual(trainee_lib.find_final_dense(model).name, "logits")
-    self.assertEqual(trainee_lib.find_final_dense(model, "logits").name, "logits")
+    self.assertEqual(features.find_final_dense(model).name, "logits")
+    self.assertEqual(features.find_final_dense(model, "logits").name, "logits")
     with self.assertRaises(UserError):
-      trainee_lib.find_final_dense(model, "nope")
+      features.find_final_dense(model, "nope")
 
   def test_bad_learning_rates(self):
     for bad in (0.0, -0.1, float("nan"), "x"):

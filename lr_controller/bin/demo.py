@@ -41,32 +41,32 @@ def main(argv):
   root_dir = cli.make_root_dir(FLAGS.root_dir or DEFAULT_ROOT)
   gin_files = [DEFAULT_GIN, *FLAGS.gin_file]
   files = gin_utils.parse_gin(gin_files, FLAGS.gin_bindings, finalize=False)
-  gin_utils.write_config(root_dir, files, FLAGS.gin_bindings)
-  start = time.perf_counter()
+  with gin_utils.recorded_config(root_dir, files, FLAGS.gin_bindings):
+    start = time.perf_counter()
 
-  cli.say(f"[1/2] training the PPO controller on digits in {root_dir}/controller")
-  controller_dir = cli.make_root_dir(os.path.join(root_dir, "controller"))
-  kwargs = {} if FLAGS.num_episodes is None else {"num_episodes": FLAGS.num_episodes}
-  trained = controller_training.train_controller(
-    controller_dir, seed=FLAGS.seed, say=cli.say, **kwargs
-  )
+    cli.say(f"[1/2] training the PPO controller on digits in {root_dir}/controller")
+    controller_dir = cli.make_root_dir(os.path.join(root_dir, "controller"))
+    kwargs = {} if FLAGS.num_episodes is None else {"num_episodes": FLAGS.num_episodes}
+    trained = controller_training.train_controller(
+      controller_dir, seed=FLAGS.seed, say=cli.say, **kwargs
+    )
 
-  cli.say(
-    f"[2/2] evaluating against step decay and peers ({FLAGS.num_runs} seeds each)"
-  )
-  eval_dir = cli.make_root_dir(os.path.join(root_dir, constants.EVAL_DIR))
-  setting = evaluation.Setting(
-    name="digits", gin_files=tuple(gin_files), gin_bindings=tuple(FLAGS.gin_bindings)
-  )
-  results = evaluation.evaluate(
-    eval_dir,
-    trained["policy_dir"],
-    seed=FLAGS.seed,
-    num_runs=FLAGS.num_runs,
-    setting=setting,
-    say=cli.say,
-  )
-  gin_utils.write_operative_config(root_dir)
+    cli.say(
+      f"[2/2] evaluating against step decay and peers ({FLAGS.num_runs} seeds each)"
+    )
+    eval_dir = cli.make_root_dir(os.path.join(root_dir, constants.EVAL_DIR))
+    setting = evaluation.Setting(
+      name="digits", gin_files=tuple(gin_files), gin_bindings=tuple(FLAGS.gin_bindings)
+    )
+    results = evaluation.evaluate(
+      eval_dir,
+      trained["policy_dir"],
+      seed=FLAGS.seed,
+      num_runs=FLAGS.num_runs,
+      setting=setting,
+      say=cli.say,
+    )
+    gin_utils.write_operative_config(root_dir)
   cli.say("")
   cli.say(report.tables(results))
   cli.say("")

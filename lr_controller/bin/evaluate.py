@@ -64,25 +64,29 @@ def main(argv):
     kwargs["num_runs"] = FLAGS.num_runs
   if FLAGS.baseline_search is not None:
     kwargs["baseline_search_path"] = FLAGS.baseline_search
-  if FLAGS.task_set:
-    task_set = gin_utils.resolve_gin_file(FLAGS.task_set)
-    gin_utils.write_config(root_dir, [*files, task_set], FLAGS.gin_bindings)
-    # Writes ROOT/operative_config.gin itself, one section per setting.
-    results = evaluation.transfer(
-      root_dir,
-      FLAGS.policy_dir,
-      task_set,
-      extra_gin_files=FLAGS.gin_file,
-      extra_gin_bindings=FLAGS.gin_bindings,
-      **kwargs,
-    )
-  else:
-    gin_utils.write_config(root_dir, files, FLAGS.gin_bindings)
-    setting = evaluation.Setting(
-      name="", gin_files=tuple(FLAGS.gin_file), gin_bindings=tuple(FLAGS.gin_bindings)
-    )
-    results = evaluation.evaluate(root_dir, FLAGS.policy_dir, setting=setting, **kwargs)
-    gin_utils.write_operative_config(root_dir)
+  task_set = gin_utils.resolve_gin_file(FLAGS.task_set) if FLAGS.task_set else None
+  recorded = [*files, task_set] if task_set else files
+  with gin_utils.recorded_config(root_dir, recorded, FLAGS.gin_bindings):
+    if task_set:
+      # Writes ROOT/operative_config.gin itself, one section per setting.
+      results = evaluation.transfer(
+        root_dir,
+        FLAGS.policy_dir,
+        task_set,
+        extra_gin_files=FLAGS.gin_file,
+        extra_gin_bindings=FLAGS.gin_bindings,
+        **kwargs,
+      )
+    else:
+      setting = evaluation.Setting(
+        name="",
+        gin_files=tuple(FLAGS.gin_file),
+        gin_bindings=tuple(FLAGS.gin_bindings),
+      )
+      results = evaluation.evaluate(
+        root_dir, FLAGS.policy_dir, setting=setting, **kwargs
+      )
+      gin_utils.write_operative_config(root_dir)
   cli.say("")
   cli.say(report.tables(results))
   cli.say("")

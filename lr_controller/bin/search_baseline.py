@@ -28,12 +28,12 @@ def main(argv):
   del argv
   root_dir = cli.make_root_dir(FLAGS.root_dir)
   files = cli.load_gin_from_flags()
-  gin_utils.write_config(root_dir, files, FLAGS.gin_bindings)
-  kwargs = {} if FLAGS.num_repeats is None else {"num_repeats": FLAGS.num_repeats}
-  record = baseline_search.search_step_decay(
-    root_dir, seed=FLAGS.seed, say=cli.say, **kwargs
-  )
-  gin_utils.write_operative_config(root_dir)
+  with gin_utils.recorded_config(root_dir, files, FLAGS.gin_bindings):
+    kwargs = {} if FLAGS.num_repeats is None else {"num_repeats": FLAGS.num_repeats}
+    record = baseline_search.search_step_decay(
+      root_dir, seed=FLAGS.seed, say=cli.say, **kwargs
+    )
+    gin_utils.write_operative_config(root_dir)
   if "repeats" in record:
     r = record["repeats"]
     cli.say(

@@ -38,18 +38,18 @@ def main(argv):
     raise UserError(f"--num_episodes must be positive, got {FLAGS.num_episodes}")
   root_dir = cli.make_root_dir(FLAGS.root_dir)
   files = cli.load_gin_from_flags()
-  gin_utils.write_config(root_dir, files, FLAGS.gin_bindings)
-  if FLAGS.num_parallel_envs is not None and FLAGS.num_parallel_envs <= 0:
-    raise UserError(
-      f"--num_parallel_envs must be positive, got {FLAGS.num_parallel_envs}"
+  with gin_utils.recorded_config(root_dir, files, FLAGS.gin_bindings):
+    if FLAGS.num_parallel_envs is not None and FLAGS.num_parallel_envs <= 0:
+      raise UserError(
+        f"--num_parallel_envs must be positive, got {FLAGS.num_parallel_envs}"
+      )
+    kwargs = {} if FLAGS.num_episodes is None else {"num_episodes": FLAGS.num_episodes}
+    if FLAGS.num_parallel_envs is not None:
+      kwargs["num_parallel_envs"] = FLAGS.num_parallel_envs
+    result = controller_training.train_controller(
+      root_dir, seed=FLAGS.seed, say=cli.say, **kwargs
     )
-  kwargs = {} if FLAGS.num_episodes is None else {"num_episodes": FLAGS.num_episodes}
-  if FLAGS.num_parallel_envs is not None:
-    kwargs["num_parallel_envs"] = FLAGS.num_parallel_envs
-  result = controller_training.train_controller(
-    root_dir, seed=FLAGS.seed, say=cli.say, **kwargs
-  )
-  gin_utils.write_operative_config(root_dir)
+    gin_utils.write_operative_config(root_dir)
   cli.say(f"{result['episodes']} episodes; greedy policy: {result['policy_dir']}")
   cli.say(f"episode log: {os.path.join(root_dir, constants.EPISODES_JSONL)}")
 

@@ -21,11 +21,11 @@ def main(argv):
   del argv
   root_dir = cli.make_root_dir(FLAGS.root_dir)
   files = cli.load_gin_from_flags()
-  gin_utils.write_config(root_dir, files, FLAGS.gin_bindings)
-  metrics = fixed_schedule_runs.train_with_schedule(
-    root_dir, seed=FLAGS.seed, say=cli.say
-  )
-  gin_utils.write_operative_config(root_dir)
+  with gin_utils.recorded_config(root_dir, files, FLAGS.gin_bindings):
+    metrics = fixed_schedule_runs.train_with_schedule(
+      root_dir, seed=FLAGS.seed, say=cli.say
+    )
+    gin_utils.write_operative_config(root_dir)
   status = "diverged" if metrics["diverged"] else "finished"
   cli.say(
     f"{status}: test loss {metrics['test_loss']}, test accuracy {metrics['test_accuracy']}, "

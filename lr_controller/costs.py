@@ -1,0 +1,100 @@
+"""What each evaluated method spent: trainee steps and seconds (the cost column).
+
+A method's cost has two parts:
+
+* `setup`: paid once before its evaluated runs. Step decay: the grid search;
+  a peer: its learning-rate search; the learned controller: its training
+  (episodes, the reference runs of a reference reward, and the selection
+  runs on validation trainees). The controller pays it once and is then
+  free on every later training run, which is its whole argument.
+* `per_run`: the mean steps and seconds of one evaluated run, counting steps
+  that a method trains and throws away (AutoLRS's trial steps).
+
+Steps are trainee optimisation steps; seconds are wall-clock seconds on the
+machine that ran them (None where a record predates timing).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+
+from lr_controller import constants, io_utils
+
+
+def _total(values: Iterable[float | None]) -> float | None:
+  values = list(values)
+  if not values or any(v is None for v in values):
+    return None
+  return round(float(sum(values)), 3)
+
+
+def steps_of_run(run: dict, num_steps: int | None = None) -> int:
+  """Trainee steps one run took: its steps done plus any thrown-away trial steps.
+
+  Args:
+    run: a run record (evaluation, search or peer-search run).
+    num_steps: the run's budget, used when the record predates `steps_done`.
+  """
+  if run.get("steps_done") is not None:
+    done = int(run["steps_done"])
+  elif run.get("steps"):
+    done = int(run["steps"][-1])
+  else:
+    done = int(num_steps or 0)
+  return done + int(run.get("trial_steps") or 0)
+
+
+def runs_cost(runs: Sequence[dict], what: str, num_steps: int | None = None) -> dict:
+  """The summed cost of `runs` (a search): {what, runs, steps, seconds}."""
+  return {
+    "what": what,
+    "runs": len(runs),
+    "steps": sum(steps_of_run(r, num_steps) for r in runs),
+    "seconds": _total(r.get("seconds") for r in runs),
+  }
+
+
+def per_run_cost(runs: Sequence[dict]) -> dict:
+  """Mean steps and seconds of one evaluated run: {steps, seconds}."""
+  if not runs:
+    return {"steps": None, "seconds": None}
+  seconds = _total(r.get("seconds") for r in runs)
+  return {
+    "steps": round(sum(steps_of_run(r) for r in runs) / len(runs), 1),
+    "seconds": None if seconds is None else round(seconds / len(runs), 3),
+  }
+
+
+def controller_training_cost(root_dir: str, episodes: int) -> dict:
+  """What training a controller to `episodes` episodes cost, from its logs.
+
+  Reads `episodes.jsonl` (each episode's steps and reference steps),
+  `updates.jsonl` (each update's seconds: collection and PPO) and
+  `selection.jsonl` (each selection's steps and seconds) of the run in
+  `root_dir`, up to `episodes`.
+
+  Returns:
+    {what, runs (episodes), steps, seconds}; seconds None if a log predates
+    timing.
+  """
+  rows = [
+    r
+    for r in io_utils.read_jsonl(os.path.join(root_dir, constants.EPISODES_JSONL))
+    if r["episode"] < episodes
+  ]
+  steps = sum(
+    int(r.get("steps") or 0) + int(r.get("reference_steps") or 0) for r in rows
+  )
+  seconds = []
+  for name in (constants.UPDATES_JSONL, constants.SELECTION_JSONL):
+    for r in io_utils.read_jsonl(os.path.join(root_dir, name)):
+      if r["episodes"] <= episodes:
+        seconds.append(r.get("seconds"))
+        steps += int(r.get("steps") or 0)
+  return {
+    "what": f"{len(rows)} training episodes",
+    "runs": len(rows),
+    "steps": steps,
+    "seconds": _total(seconds),
+  }

@@ -1,0 +1,53 @@
+"""The cost column's arithmetic, on hand-written records and logs."""
+
+import os
+
+import tensorflow as tf
+
+from lr_controller import constants, costs, io_utils
+
+
+class CostsTest(tf.test.TestCase):
+  def test_steps_of_a_run(self):
+    self.assertEqual(costs.steps_of_run({"steps_done": 50, "trial_steps": 30}), 80)
+    self.assertEqual(costs.steps_of_run({"steps": [10, 20, 30]}), 30)
+    self.assertEqual(costs.steps_of_run({}, num_steps=200), 200)  # An old record.
+
+  def test_search_and_per_run(self):
+    runs = [
+      {"steps_done": 200, "seconds": 1.5},
+      {"steps_done": 40, "seconds": 0.5},  # Diverged early.
+    ]
+    self.assertEqual(
+      costs.runs_cost(runs, "2-run grid"),
+      {"what": "2-run grid", "runs": 2, "steps": 240, "seconds": 2.0},
+    )
+    self.assertEqual(costs.per_run_cost(runs), {"steps": 120.0, "seconds": 1.0})
+    self.assertIsNone(costs.runs_cost([{"steps_done": 1}], "x")["seconds"])
+
+  def test_controller_training_from_its_logs(self):
+    root = self.create_tempdir().full_path
+    for k in range(4):
+      io_utils.append_jsonl(
+        os.path.join(root, constants.EPISODES_JSONL),
+        {"episode": k, "steps": 100, "reference_steps": 100 if k < 2 else 0},
+      )
+    for episodes in (2, 4):
+      io_utils.append_jsonl(
+        os.path.join(root, constants.UPDATES_JSONL),
+        {"episodes": episodes, "seconds": 3.0},
+      )
+      io_utils.append_jsonl(
+        os.path.join(root, constants.SELECTION_JSONL),
+        {"episodes": episodes, "steps": 500, "seconds": 1.0},
+      )
+    # Exported after 2 episodes: 2 x (100 + 100) steps, one selection.
+    self.assertEqual(
+      costs.controller_training_cost(root, 2),
+      {"what": "2 training episodes", "runs": 2, "steps": 900, "seconds": 4.0},
+    )
+    self.assertEqual(costs.controller_training_cost(root, 4)["steps"], 1600)
+
+
+if __name__ == "__main__":
+  tf.test.main()
