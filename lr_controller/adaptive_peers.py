@@ -2,8 +2,8 @@
 
 Every peer trains a trainee with the paper's protocol (Xu et al. 2019: validate
 every `eval_interval` steps, keep the best-validation weights, test them once)
-and returns exactly the dict of `trainee.run_training`, so the evaluation code
-treats every method alike. Peers:
+and returns the dict of `trainee.run_training` (AutoLRS adds its search cost),
+so the evaluation code treats every method alike. Peers:
 
 * Fixed budgeted schedules of `schedules.make_schedule` ("cosine", "linear",
   "rex", "uba", "one_cycle", "exponential"), run on the given trainee.
@@ -17,6 +17,13 @@ treats every method alike. Peers:
   Algorithm 1: a first run records per-step gradient norms, a second run uses
   the schedule refined from them (`GradientNormRecordingTrainee`,
   `refined_schedule`, `run_refined`). It costs two training runs.
+* "schedule_free": schedule-free SGD of Defazio et al. 2024, "The Road Less
+  Scheduled" (arXiv:2405.15682), validated and tested at its average x
+  (`schedule_free.run_schedule_free`).
+* "autolrs": AutoLRS of Jin et al. 2021 (ICLR, arXiv:2105.10762): per stage,
+  Bayesian optimisation of a constant rate over short trials scored by an
+  exponential forecast (`autolrs.run_autolrs`); its result also has
+  `trial_steps` (the search's cost in training steps) and `stages`.
 
 All peers share one signature through `run_peer(name, trainee,
 initial_learning_rate=..., num_steps=..., eval_interval=..., seed=...,
@@ -43,14 +50,20 @@ import numpy as np
 import scipy.ndimage
 import tensorflow as tf
 
-from lr_controller import baseline_search, schedules
+from lr_controller import autolrs, baseline_search, schedule_free, schedules
 from lr_controller import data as data_lib
 from lr_controller import trainee as trainee_lib
 from lr_controller.errors import UserError
 
 # Peers that are a fixed schedule of `schedules.make_schedule` of the same name.
 FIXED_SCHEDULE_PEERS = ("cosine", "linear", "rex", "uba", "one_cycle", "exponential")
-ADAPTIVE_PEERS = ("reduce_on_plateau", "hypergradient", "refined")
+ADAPTIVE_PEERS = (
+  "reduce_on_plateau",
+  "hypergradient",
+  "refined",
+  "schedule_free",
+  "autolrs",
+)
 PEER_NAMES = FIXED_SCHEDULE_PEERS + ADAPTIVE_PEERS
 
 # Baydin et al.'s beta for SGD-HD and SGDN-HD (their run.sh, all three tasks).
@@ -88,41 +101,7 @@ def _non_negative(name: str, value: Any) -> float:
 
 
 class _DerivedTrainee(trainee_lib.Trainee):
-  """A trainee subclass that can be built as a copy of another trainee's set-up."""
-
-  @classmethod
-  def from_trainee(cls, trainee: trainee_lib.Trainee, **kwargs: Any):
-    """Builds this kind of trainee with `trainee`'s architecture, optimizer and data.
-
-    The model is rebuilt from `trainee.model.get_config()` (as `Trainee.reset`
-    does) and the optimizer from its class and `get_config()`, so the new
-    trainee shares no variables with `trainee`; its initial weights are
-    arbitrary until `reset(seed, ...)`. The divergence bound, output layer and
-    XLA setting are copied.
-
-    Args:
-      trainee: the trainee to copy the set-up of.
-      **kwargs: the subclass's own constructor arguments.
-
-    Returns:
-      A new trainee of class `cls` at step 0.
-    """
-    model = tf.keras.Model.from_config(trainee.model.get_config())
-    optimizer = type(trainee.optimizer).from_config(trainee.optimizer.get_config())
-    final_name = trainee.final_layer.name
-    if final_name not in {layer.name for layer in model.layers}:
-      final_name = None  # A nested output layer: found again as the last Dense.
-    # `tf.function` keeps its XLA flag in `_jit_compile` (TF 2.15); default off.
-    jit_compile = bool(getattr(trainee._train_step, "_jit_compile", False))
-    return cls(
-      model,
-      optimizer,
-      trainee.data,
-      divergence_loss=trainee.divergence_loss,
-      final_layer_name=final_name,
-      jit_compile=jit_compile,
-      **kwargs,
-    )
+  """A trainee subclass built as a copy of another trainee's set-up (`from_trainee`)."""
 
   def _loss_and_gradients(
     self, images: tf.Tensor, labels: tf.Tensor
@@ -743,6 +722,8 @@ PEERS: dict[str, Callable[..., dict]] = {
   "reduce_on_plateau": _adaptive_peer(run_reduce_on_plateau),
   "hypergradient": _adaptive_peer(run_hypergradient),
   "refined": _adaptive_peer(run_refined),
+  "schedule_free": _adaptive_peer(schedule_free.run_schedule_free),
+  "autolrs": _adaptive_peer(autolrs.run_autolrs),
 }
 
 
@@ -757,9 +738,10 @@ def run_peer(
 ) -> dict:
   """Runs peer `name` once with the paper's protocol.
 
-  Fixed schedules and ReduceLROnPlateau train `trainee` itself (reset with
-  `seed`); hypergradient and refined train a cached derived trainee with the
-  same set-up (see `derived_trainee`).
+  Fixed schedules, ReduceLROnPlateau and AutoLRS train `trainee` itself
+  (reset with `seed`); hypergradient, refined and schedule_free train a
+  cached derived trainee with the same set-up (see `derived_trainee` and
+  `schedule_free.schedule_free_trainee`).
 
   Args:
     name: one of `PEER_NAMES`.
@@ -771,7 +753,7 @@ def run_peer(
     evaluate_test: test the best-validation checkpoint at the end.
 
   Returns:
-    The `trainee_lib.run_training` dict.
+    The `trainee_lib.run_training` dict ("autolrs" adds `autolrs.EXTRA_KEYS`).
 
   Raises:
     UserError: for an unknown name or bad arguments.

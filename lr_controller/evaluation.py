@@ -30,15 +30,14 @@ episodes) trained on. (An offset of 10**6 + 7 would collide with episode 4 of
 training seed 1.) The baseline grid and the peers' learning-rate searches use
 seed `s` itself, a selection seed never used for the reported runs.
 
-Each method trains its own trainee (one compiled graph per method) on a freshly
-loaded input pipeline, which yields the same shuffled stream of mini-batches
-every time it is loaded (`build_evaluation_trainee`). So run i of every method starts from the same initial
-weights AND sees the same mini-batches: methods differ in their schedule only.
-(Exceptions: a method's runs after one that diverged early are shifted in the
-stream; "hypergradient" and "refined" train a trainee derived from the given
-one, whose second iterator over the same pipeline is shuffled differently, and
-"refined" trains twice per run.) Runs stay independent samples, so the test is
-the paper's unpaired one.
+Each method trains its own trainee (one compiled graph per method). A
+trainee's run is a function of its seed alone: the initial weights and the
+order of mini-batches (`data.train_stream(seed)`) come from the seed, whatever
+ran before (`Trainee.reset`). So run i of every method starts from the same
+initial weights AND sees the same mini-batches: methods differ in their
+schedule only. (Exceptions: "refined" trains twice per run; AutoLRS's trial
+steps read batches of the stream, so its real training steps see later ones.)
+Runs stay independent samples, so the test is the paper's unpaired one.
 
 Task sets, as data (like DACBench's instance sets): a gin file binding
 `task_set` names the settings a controller was trained on (`train`) and

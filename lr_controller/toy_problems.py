@@ -69,6 +69,7 @@ is theta, float32 [d, 1].
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from typing import Any
@@ -203,6 +204,19 @@ class NoisyQuadraticTrainee:
   def global_step(self) -> int:
     """Training steps taken since the last reset."""
     return self._step
+
+  def set_global_step(self, step: int) -> None:
+    """Moves the step counter (a restored snapshot, see `autolrs`)."""
+    self._step = int(step)
+
+  @property
+  def noise_state(self) -> dict:
+    """A copy of the gradient-noise generator's state (NumPy bit generator)."""
+    return copy.deepcopy(self._noise_rng.bit_generator.state)
+
+  @noise_state.setter
+  def noise_state(self, state: dict) -> None:
+    self._noise_rng.bit_generator.state = copy.deepcopy(state)
 
   def train(self, num_steps: int) -> float:
     """Takes `num_steps` noisy SGD steps.

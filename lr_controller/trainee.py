@@ -390,6 +390,45 @@ class Trainee:
       pass
     return tf.stack([tf.cast(self.schedule(step), tf.float32) for step in steps])
 
+  @classmethod
+  def from_trainee(
+    cls,
+    trainee: Trainee,
+    optimizer: tf.keras.optimizers.Optimizer | None = None,
+    **kwargs,
+  ):
+    """Builds a `cls` trainee with `trainee`'s architecture, data and set-up.
+
+    The model is rebuilt from `trainee.model.get_config()` (no shared
+    variables; its weights are arbitrary until `reset(seed, ...)`); the
+    divergence bound, output layer and XLA setting are copied. The peers'
+    derived trainees (hypergradient, refined, schedule-free) are built so.
+
+    Args:
+      trainee: the trainee to copy the set-up of.
+      optimizer: the new trainee's optimizer; None: a copy of `trainee`'s
+        (its class and `get_config()`).
+      **kwargs: the subclass's own constructor arguments.
+
+    Returns:
+      A new trainee of class `cls` at step 0.
+    """
+    model = tf.keras.Model.from_config(trainee.model.get_config())
+    if optimizer is None:
+      optimizer = type(trainee.optimizer).from_config(trainee.optimizer.get_config())
+    final_name = trainee.final_layer.name
+    if final_name not in {layer.name for layer in model.layers}:
+      final_name = None  # A nested output layer: found again as the last Dense.
+    return cls(
+      model,
+      optimizer,
+      trainee.data,
+      divergence_loss=trainee.divergence_loss,
+      final_layer_name=final_name,
+      jit_compile=trainee.jit_compile,
+      **kwargs,
+    )
+
   def evaluate(
     self, split: str = "validation", keep_probabilities: bool = False
   ) -> EvalResult:

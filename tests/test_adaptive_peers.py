@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
-from lr_controller import adaptive_peers, testing
+from lr_controller import adaptive_peers, autolrs, testing
 from lr_controller import trainee as trainee_lib
 from lr_controller.errors import UserError
 
@@ -288,6 +288,8 @@ class PeersTest(parameterized.TestCase, tf.test.TestCase):
         "reduce_on_plateau",
         "hypergradient",
         "refined",
+        "schedule_free",
+        "autolrs",
       ],
     )
     with self.assertRaises(UserError):
@@ -304,7 +306,8 @@ class PeersTest(parameterized.TestCase, tf.test.TestCase):
       seed=1,
       evaluate_test=True,
     )
-    self.assertEqual(set(result), RUN_KEYS)
+    extra = set(autolrs.EXTRA_KEYS) if name == "autolrs" else set()
+    self.assertEqual(set(result), RUN_KEYS | extra)
     self.assertFalse(result["diverged"])
     self.assertEqual(result["steps_done"], 20)
     self.assertEqual([r["step"] for r in result["history"]], [10, 20])
