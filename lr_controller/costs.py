@@ -66,8 +66,10 @@ def per_run_cost(runs: Sequence[dict]) -> dict:
   }
 
 
-def controller_training_cost(root_dir: str, episodes: int) -> dict:
+def controller_training_cost(root_dir: str, episodes: float) -> dict:
   """What training a controller to `episodes` episodes cost, from its logs.
+
+  `episodes` may be `math.inf`: the whole run so far.
 
   Reads `episodes.jsonl` (each episode's steps and reference steps),
   `updates.jsonl` (each update's seconds: collection and PPO) and

@@ -856,15 +856,26 @@ def _cost(setup: dict | None, runs: Sequence[dict]) -> dict:
 def _controller_training_cost(policy: Any, metadata: dict) -> dict | None:
   """The controller's training cost from its run's logs; None without them.
 
-  The policy directory is ROOT/policies/<name> of a `train_controller` run,
-  and the policy's metadata says after how many episodes it was exported.
+  The policy directory is ROOT/policies/<name> of a `train_controller` run.
+  Finding `greedy_policy` took the whole run (every episode and selection,
+  also those after the chosen policy's export); `greedy_policy_NNNNNN`, what
+  a run stopped after episode NNNNNN chose, took the run up to there; any
+  other policy, the run up to its export (its metadata's `episodes`).
   """
-  root = os.path.dirname(os.path.dirname(os.path.abspath(policy.path)))
-  episodes = metadata.get("episodes")
-  if not isinstance(episodes, int) or not os.path.isfile(
-    os.path.join(root, constants.EPISODES_JSONL)
-  ):
+  path = os.path.abspath(policy.path)
+  root = os.path.dirname(os.path.dirname(path))
+  if not os.path.isfile(os.path.join(root, constants.EPISODES_JSONL)):
     return None
+  name = os.path.basename(path)
+  stopped = name.removeprefix(constants.GREEDY_POLICY_DIR + "_")
+  if name == constants.GREEDY_POLICY_DIR:
+    episodes = math.inf
+  elif stopped != name and stopped.isdigit():
+    episodes = int(stopped)
+  else:
+    episodes = metadata.get("episodes")
+    if not isinstance(episodes, int):
+      return None
   return costs.controller_training_cost(root, episodes)
 
 

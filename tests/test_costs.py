@@ -1,10 +1,11 @@
 """The cost column's arithmetic, on hand-written records and logs."""
 
 import os
+import types
 
 import tensorflow as tf
 
-from lr_controller import constants, costs, io_utils
+from lr_controller import constants, costs, evaluation, io_utils
 
 
 class CostsTest(tf.test.TestCase):
@@ -47,6 +48,25 @@ class CostsTest(tf.test.TestCase):
       {"what": "2 training episodes", "runs": 2, "steps": 900, "seconds": 4.0},
     )
     self.assertEqual(costs.controller_training_cost(root, 4)["steps"], 1600)
+
+  def test_the_chosen_policy_cost_the_whole_run_and_a_stopped_one_its_part(self):
+    root = self.create_tempdir().full_path
+    for k in range(4):
+      io_utils.append_jsonl(
+        os.path.join(root, constants.EPISODES_JSONL), {"episode": k, "steps": 100}
+      )
+    policies = os.path.join(root, constants.POLICIES_DIR)
+
+    def cost(name, episodes):
+      policy = types.SimpleNamespace(path=os.path.join(policies, name))
+      return evaluation._controller_training_cost(policy, {"episodes": episodes})
+
+    # Chosen after episode 1 of 4: finding it took all 4.
+    self.assertEqual(cost(constants.GREEDY_POLICY_DIR, 1)["steps"], 400)
+    self.assertEqual(cost(constants.GREEDY_POLICY_DIR + "_000002", 1)["steps"], 200)
+    self.assertEqual(cost(constants.LAST_POLICY_DIR, 3)["steps"], 300)
+    elsewhere = types.SimpleNamespace(path=self.create_tempdir().full_path)
+    self.assertIsNone(evaluation._controller_training_cost(elsewhere, {"episodes": 1}))
 
 
 if __name__ == "__main__":
