@@ -53,7 +53,6 @@ results.csv, figure1_val_loss.png, figure2_lr_schedules.png.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import numbers
 import os
@@ -62,8 +61,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import gin
-import numpy as np
-import scipy.stats
 
 from lr_controller import (
   adaptive_peers,
@@ -75,10 +72,18 @@ from lr_controller import (
   report,
   schedules,
 )
-from lr_controller import controller as controller_lib
 from lr_controller import env as env_lib
 from lr_controller import trainee as trainee_lib
-from lr_controller.errors import UserError, first_line
+from lr_controller.comparison import ALPHA, summarize_method
+from lr_controller.errors import UserError
+from lr_controller.method_runs import (
+  load_policy,
+  make_environment,
+  run_controller,
+  run_peer,
+  run_step_decay,
+)
+from lr_controller.task_sets import Setting, apply_setting, load_task_set
 
 RESULTS_FORMAT = "lr_controller.evaluation/1"
 
@@ -88,9 +93,6 @@ SEED_STRIDE = env_lib.SEED_STRIDE
 EVAL_SEED_OFFSET = 500_000
 _MAX_SEED = 2**32 - 1  # NumPy's seeds are 32-bit.
 
-ALPHA = 0.05  # Significance level of the t-tests (marked with an asterisk).
-METRICS = ("test_loss", "test_accuracy")
-
 # Method names of the baseline and the controller in tables and results.
 BASELINE = "step_decay"
 CONTROLLER = "controller"
@@ -98,156 +100,6 @@ CONTROLLER = "controller"
 DEFAULT_PEERS = adaptive_peers.PEER_NAMES
 # Candidate initial (or peak) learning rates of each peer's search.
 DEFAULT_PEER_LEARNING_RATES = (0.3, 0.1, 0.03, 0.01, 0.003)
-
-
-# ---------------------------------------------------------------------------
-# Settings and task sets.
-
-
-@dataclasses.dataclass(frozen=True)
-class Setting:
-  """One problem a controller can be evaluated on.
-
-  Attributes:
-    name: a short label for tables, e.g. "digits/lenet/adam".
-    gin_files: gin files defining it (paths or shipped names), in order.
-    gin_bindings: bindings applied after the files.
-  """
-
-  name: str
-  gin_files: tuple[str, ...] = ()
-  gin_bindings: tuple[str, ...] = ()
-
-
-@dataclasses.dataclass(frozen=True)
-class TaskSet:
-  """Training and held-out settings, kept apart as data.
-
-  Attributes:
-    name: the task set's name.
-    train: settings the controller was trained on (the first is the source of
-      a transfer).
-    test: held-out settings the controller never saw.
-    gin_files: files applied before every setting's own.
-    gin_bindings: bindings applied before every setting's own.
-  """
-
-  name: str
-  train: tuple[Setting, ...]
-  test: tuple[Setting, ...]
-  gin_files: tuple[str, ...] = ()
-  gin_bindings: tuple[str, ...] = ()
-
-
-def _strings(what: str, values: Any) -> tuple[str, ...]:
-  if isinstance(values, str) or not isinstance(values, Sequence):
-    raise UserError(f"{what} must be a list of strings, got {values!r}")
-  if not all(isinstance(v, str) for v in values):
-    raise UserError(f"{what} must be a list of strings, got {values!r}")
-  return tuple(values)
-
-
-def _setting(what: str, entry: Any) -> Setting:
-  if not isinstance(entry, Mapping):
-    raise UserError(f"{what} must be a dict with name, gin_files, gin_bindings")
-  unknown = sorted(set(entry) - {"name", "gin_files", "gin_bindings"})
-  if unknown or not isinstance(entry.get("name"), str) or not entry["name"]:
-    raise UserError(
-      f"{what} must be a dict with a name and optional gin_files, gin_bindings; "
-      f"got {dict(entry)!r}"
-    )
-  return Setting(
-    name=entry["name"],
-    gin_files=_strings(f"gin_files of {entry['name']}", entry.get("gin_files", ())),
-    gin_bindings=_strings(
-      f"gin_bindings of {entry['name']}", entry.get("gin_bindings", ())
-    ),
-  )
-
-
-@gin.configurable
-def task_set(
-  name: str = gin.REQUIRED,
-  train: Sequence[Mapping[str, Any]] = gin.REQUIRED,
-  test: Sequence[Mapping[str, Any]] = gin.REQUIRED,
-  common_gin_files: Sequence[str] = (),
-  common_gin_bindings: Sequence[str] = (),
-) -> TaskSet:
-  """A task set, as a gin file under lr_controller/gin_configs/tasks/ binds it.
-
-  Args:
-    name: the task set's name.
-    train: training settings, each a dict {'name': str, 'gin_files': [...],
-      'gin_bindings': [...]}; the first is the source of `transfer`.
-    test: held-out settings, in the same form.
-    common_gin_files: files applied before every setting's own files.
-    common_gin_bindings: bindings applied before every setting's own.
-
-  Returns:
-    The `TaskSet`.
-
-  Raises:
-    UserError: for a malformed entry or an empty list.
-  """
-  settings = {}
-  for part, entries in (("train", train), ("test", test)):
-    if isinstance(entries, str | Mapping) or not isinstance(entries, Sequence):
-      raise UserError(f"task_set.{part} must be a list of settings")
-    if not entries:
-      raise UserError(f"task_set.{part} must name at least one setting")
-    settings[part] = tuple(
-      _setting(f"task_set.{part}[{i}]", entry) for i, entry in enumerate(entries)
-    )
-  return TaskSet(
-    name=str(name),
-    train=settings["train"],
-    test=settings["test"],
-    gin_files=_strings("task_set.common_gin_files", common_gin_files),
-    gin_bindings=_strings("task_set.common_gin_bindings", common_gin_bindings),
-  )
-
-
-def load_task_set(path: str) -> TaskSet:
-  """Reads a task-set gin file (e.g. `tasks/digits_transfer.gin`); clears gin.
-
-  Raises:
-    UserError: for a missing or malformed file.
-  """
-  gin_utils.parse_gin([path], finalize=False)
-  try:
-    return task_set()
-  except (TypeError, ValueError) as e:
-    if isinstance(e, UserError):
-      raise
-    first = first_line(e)
-    raise UserError(f"{path} does not define a task set: {first}") from None
-  finally:
-    gin.clear_config()
-
-
-def apply_setting(
-  setting: Setting,
-  tasks: TaskSet | None = None,
-  extra_gin_files: Sequence[str] = (),
-  extra_gin_bindings: Sequence[str] = (),
-) -> list[str]:
-  """Makes `setting` the gin configuration (clears what was parsed before).
-
-  Files are parsed in the order task-set files, setting files, extra files;
-  then bindings in the order task-set bindings, setting bindings, extra
-  bindings (a later one wins). Extra files such as smoke.gin shrink every
-  setting; extra bindings have the last word.
-
-  Returns:
-    The resolved gin file paths.
-  """
-  common_files = tasks.gin_files if tasks else ()
-  common_bindings = tasks.gin_bindings if tasks else ()
-  return gin_utils.parse_gin(
-    [*common_files, *setting.gin_files, *extra_gin_files],
-    [*common_bindings, *setting.gin_bindings, *extra_gin_bindings],
-    finalize=False,
-  )
 
 
 # ---------------------------------------------------------------------------
@@ -290,257 +142,6 @@ def check_peers(peers: Sequence[str]) -> tuple[str, ...]:
       f"{', '.join(adaptive_peers.PEER_NAMES)}"
     )
   return tuple(dict.fromkeys(peers))
-
-
-def load_policy(policy_dir: str | None) -> tuple[controller_lib.Policy, dict]:
-  """Loads an exported controller with the controller core (TensorFlow alone).
-
-  Returns:
-    The loaded `controller.Policy` and its metadata dict (features,
-    action_interval, bounds, ...).
-
-  Raises:
-    UserError: if `policy_dir` is missing or holds no valid exported controller.
-  """
-  if not policy_dir:
-    raise UserError("--policy_dir is required (e.g. ROOT/policies/greedy_policy)")
-  policy = controller_lib.load_policy(policy_dir)
-  return policy, policy.metadata
-
-
-def check_policy_matches(env: env_lib.LearningRateControlEnv, metadata: dict) -> None:
-  """Raises UserError unless `env` observes and acts as the policy was trained to."""
-  if list(env.feature_names) != list(metadata["features"]):
-    raise UserError(
-      f"the controller observes features {list(metadata['features'])} but the "
-      f"environment gives {list(env.feature_names)}: set "
-      "create_environment.feature_names to the controller's"
-    )
-  if env.action_interval != int(metadata["action_interval"]):
-    raise UserError(
-      f"the controller acts every {metadata['action_interval']} steps but the "
-      f"environment every {env.action_interval}: set "
-      "create_environment.action_interval to the controller's"
-    )
-  # The environment applies its own bounds; they must be the policy's, which
-  # the callback applies, so that evaluation measures what users get.
-  for name, ours in (
-    ("max_log_factor", env.max_log_factor),
-    ("min_learning_rate", env.min_learning_rate),
-    ("max_learning_rate", env.max_learning_rate),
-  ):
-    theirs = metadata.get(name)
-    if theirs is not None and not math.isclose(float(theirs), ours, rel_tol=1e-6):
-      raise UserError(
-        f"the controller was trained with {name} {theirs} but the environment "
-        f"has {ours}: configure create_environment as the controller was"
-      )
-
-
-def make_environment(
-  metadata: dict,
-  seed: int = 0,
-  trainee_fn: Callable[..., Any] | None = None,
-) -> env_lib.LearningRateControlEnv:
-  """The gin-configured environment, checked against the policy's metadata.
-
-  The trainee is not built here (`trainee_fn` is called on the first reset).
-  """
-  kwargs = {} if trainee_fn is None else {"trainee_fn": trainee_fn}
-  # An exported policy answers with log factors, whatever head it was trained
-  # with (a discrete head's choice is mapped in the export), so the
-  # environment takes log factors here.
-  env = env_lib.create_environment(
-    seed=seed, evaluate_test=True, action_levels=None, **kwargs
-  )
-  check_policy_matches(env, metadata)
-  return env
-
-
-# ---------------------------------------------------------------------------
-# One run of each kind, as one record.
-
-
-def _run_record(
-  seed: int,
-  initial_learning_rate: float,
-  steps: Sequence[int],
-  val_losses: Sequence[float | None],
-  learning_rates: Sequence[float],
-  **summary: Any,
-) -> dict:
-  return {
-    "seed": int(seed),
-    "initial_learning_rate": float(initial_learning_rate),
-    **{k: summary.get(k) for k in ("test_loss", "test_accuracy", "best_val_loss")},
-    "best_step": summary.get("best_step"),
-    "diverged": bool(summary.get("diverged")),
-    # Steps trained and thrown away besides the run (AutoLRS's trials).
-    "trial_steps": int(summary.get("trial_steps") or 0),
-    "seconds": round(float(summary.get("seconds", 0.0)), 3),
-    "steps": [int(s) for s in steps],
-    "val_losses": list(val_losses),
-    # None where a run went non-finite (a diverged adaptive peer's rate).
-    "learning_rates": [
-      None if lr is None else io_utils.finite_or_none(float(lr))
-      for lr in learning_rates
-    ],
-  }
-
-
-def _from_training(result: dict, seed: int, initial_learning_rate: float) -> dict:
-  """A run record from a `trainee.run_training` dict.
-
-  `learning_rates[j]` is the rate of the last step of chunk j (the rate the
-  history row reports).
-  """
-  history = result["history"]
-  return _run_record(
-    seed,
-    initial_learning_rate,
-    steps=[row["step"] for row in history],
-    val_losses=[row["val_loss"] for row in history],
-    learning_rates=[row["lr"] for row in history],
-    **result,
-  )
-
-
-def run_controller(
-  env: env_lib.LearningRateControlEnv, policy: controller_lib.Policy, seed: int
-) -> dict:
-  """One greedy episode of the controller on a trainee from `seed`.
-
-  The policy acts through `controller.Controller`, as in `LearnedLRScheduler`,
-  on the environment's observations (guarded by the same core), and the
-  environment applies the core's rule with the policy's bounds.
-
-  Returns:
-    The run record: `learning_rates[j]` is the rate of every step of chunk j,
-    `val_losses[j]` the validation loss after it (None once diverged).
-  """
-  start = time.perf_counter()
-  controller = controller_lib.Controller(policy)
-  env.seed_next_episode(seed)
-  time_step = env.reset()
-  while not time_step.is_last():
-    time_step = env.step(np.float32(controller.act(time_step.observation)))
-  episode = env.last_episode
-  interval = env.action_interval
-  return _run_record(
-    seed,
-    episode["initial_learning_rate"],
-    steps=[interval * (j + 1) for j in range(len(episode["learning_rates"]))],
-    val_losses=episode["val_losses"],
-    learning_rates=episode["learning_rates"],
-    test_loss=episode["test_loss"],
-    test_accuracy=episode["test_accuracy"],
-    best_val_loss=episode["best_val_loss"],
-    best_step=env.trainee.best_step,
-    diverged=episode["diverged"],
-    seconds=time.perf_counter() - start,
-  )
-
-
-def run_step_decay(
-  trainee: trainee_lib.Trainee,
-  setting: Mapping[str, Any],
-  seed: int,
-  num_steps: int,
-  eval_interval: int,
-) -> dict:
-  """One run of a step-decay setting (lr0, discount_step, factor) from `seed`."""
-  lr0 = float(setting["initial_learning_rate"])
-  trainee.reset(seed, lr0, schedule=baseline_search.step_decay(setting, num_steps))
-  result = trainee_lib.run_training(
-    trainee, num_steps=num_steps, eval_interval=eval_interval, evaluate_test=True
-  )
-  return _from_training(result, seed, lr0)
-
-
-def run_peer(
-  name: str,
-  trainee: trainee_lib.Trainee,
-  initial_learning_rate: float,
-  seed: int,
-  num_steps: int,
-  eval_interval: int,
-) -> dict:
-  """One run of peer `name` (see `adaptive_peers.run_peer`) from `seed`."""
-  result = adaptive_peers.run_peer(
-    name,
-    trainee,
-    initial_learning_rate=initial_learning_rate,
-    num_steps=num_steps,
-    eval_interval=eval_interval,
-    seed=seed,
-    evaluate_test=True,
-  )
-  return _from_training(result, seed, initial_learning_rate)
-
-
-# ---------------------------------------------------------------------------
-# Statistics.
-
-
-def finite_values(runs: Sequence[dict], metric: str) -> list[float]:
-  """`metric` of the runs that have a finite value (diverged-early runs have none)."""
-  return [
-    float(r[metric])
-    for r in runs
-    if r.get(metric) is not None and math.isfinite(r[metric])
-  ]
-
-
-def t_test(values: Sequence[float], baseline_values: Sequence[float]) -> dict:
-  """Student's two-sample t-test (equal variances, two-sided) of values vs baseline.
-
-  Returns:
-    `t` and `p` (None with fewer than two values on a side, or when both sides
-    are constant), `significant` (p < ALPHA), and the sample sizes.
-  """
-  out = {"t": None, "p": None, "significant": False}
-  if len(values) >= 2 and len(baseline_values) >= 2:
-    result = scipy.stats.ttest_ind(values, baseline_values, equal_var=True)
-    t, p = float(result.statistic), float(result.pvalue)
-    if math.isfinite(t) and math.isfinite(p):
-      out = {"t": t, "p": p, "significant": p < ALPHA}
-  return {**out, "n": len(values), "n_baseline": len(baseline_values)}
-
-
-def summarize_method(
-  name: str,
-  kind: str,
-  runs: Sequence[dict],
-  baseline_runs: Sequence[dict] | None,
-  **info: Any,
-) -> dict:
-  """A method's record: its runs, mean/std of each metric, its t-tests.
-
-  Args:
-    name: the method's name.
-    kind: "baseline", "controller" or "peer".
-    runs: its run records.
-    baseline_runs: the baseline's runs (None for the baseline itself).
-    **info: extra fields (e.g. `initial_learning_rate`).
-  """
-  record = {
-    "name": name,
-    "kind": kind,
-    **info,
-    "seeds": [r["seed"] for r in runs],
-    "n": len(finite_values(runs, "test_loss")),
-    **baseline_search.summarize(runs),
-  }
-  record["vs_baseline"] = (
-    None
-    if baseline_runs is None
-    else {
-      metric: t_test(finite_values(runs, metric), finite_values(baseline_runs, metric))
-      for metric in METRICS
-    }
-  )
-  record["runs"] = list(runs)
-  return record
 
 
 # ---------------------------------------------------------------------------

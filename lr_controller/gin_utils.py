@@ -57,6 +57,7 @@ CONFIGURABLE_MODULES = (
   "lr_controller.env",
   "lr_controller.agent",
   "lr_controller.controller_training",
+  "lr_controller.task_sets",
   "lr_controller.evaluation",
 )
 

@@ -26,11 +26,13 @@ import tensorflow as tf
 
 from lr_controller import (
   adaptive_peers,
+  comparison,
   constants,
   controller_training,
   evaluation,
   gin_utils,
   io_utils,
+  method_runs,
   report,
   testing,
 )
@@ -126,7 +128,7 @@ class DivergedRunsTest(tf.test.TestCase):
         )
 
   def test_a_non_finite_rate_is_recorded_as_none(self):
-    record = evaluation._run_record(
+    record = method_runs._run_record(
       0,
       0.1,
       steps=[10, 20],
@@ -334,7 +336,7 @@ class EvaluationTest(tf.test.TestCase):
 
   def test_mean_and_sample_std(self):
     for name, method in self.methods().items():
-      for metric in evaluation.METRICS:
+      for metric in comparison.METRICS:
         values = [r[metric] for r in method["runs"]]
         self.assertAlmostEqual(method[f"{metric}_mean"], np.mean(values), msg=name)
         self.assertAlmostEqual(
@@ -349,7 +351,7 @@ class EvaluationTest(tf.test.TestCase):
     with open(os.path.join(self.eval_root, constants.RESULTS_CSV)) as f:
       rows = {row["method"]: row for row in csv.DictReader(f)}
     for name, method in methods.items():
-      for metric in evaluation.METRICS:
+      for metric in comparison.METRICS:
         expected = scipy.stats.ttest_ind(
           [r[metric] for r in method["runs"]],
           [r[metric] for r in baseline["runs"]],
@@ -405,7 +407,7 @@ class EvaluationTest(tf.test.TestCase):
     self.assertEqual(rows["better"][3], report.format_p(p_better))
 
   def test_too_few_runs_give_no_p_value(self):
-    test = evaluation.t_test([1.0], [2.0, 2.1])
+    test = comparison.t_test([1.0], [2.0, 2.1])
     self.assertIsNone(test["p"])
     self.assertFalse(test["significant"])
 
