@@ -50,7 +50,7 @@ import numpy as np
 import scipy.ndimage
 import tensorflow as tf
 
-from lr_controller import autolrs, baseline_search, schedule_free, schedules
+from lr_controller import autolrs, baseline_search, checks, schedule_free, schedules
 from lr_controller import data as data_lib
 from lr_controller import trainee as trainee_lib
 from lr_controller.errors import UserError
@@ -68,32 +68,6 @@ PEER_NAMES = FIXED_SCHEDULE_PEERS + ADAPTIVE_PEERS
 
 # Baydin et al.'s beta for SGD-HD and SGDN-HD (their run.sh, all three tasks).
 DEFAULT_HYPERGRADIENT_LR = 1e-3
-
-
-# ---------------------------------------------------------------------------
-# Argument checks.
-
-
-def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
-  if (
-    isinstance(value, bool)
-    or not isinstance(value, numbers.Real)
-    or not float(value).is_integer()
-    or int(value) < minimum
-  ):
-    raise UserError(f"{name} must be an integer >= {minimum}, got {value!r}")
-  return int(value)
-
-
-def _non_negative(name: str, value: Any) -> float:
-  if (
-    isinstance(value, bool)
-    or not isinstance(value, numbers.Real)
-    or not math.isfinite(float(value))
-    or float(value) < 0
-  ):
-    raise UserError(f"{name} must be a finite number >= 0, got {value!r}")
-  return float(value)
 
 
 # ---------------------------------------------------------------------------
@@ -176,7 +150,7 @@ class HypergradientTrainee(_DerivedTrainee):
     super().__init__(model, optimizer, data, **kwargs)
     # Created before the first call of the compiled step, which traces it.
     self._hypergradient_lr = tf.Variable(
-      _non_negative("hypergradient_lr", hypergradient_lr),
+      checks.non_negative("hypergradient_lr", hypergradient_lr),
       dtype=tf.float32,
       trainable=False,
       name="hypergradient_lr",
@@ -199,7 +173,7 @@ class HypergradientTrainee(_DerivedTrainee):
 
   @hypergradient_lr.setter
   def hypergradient_lr(self, value: float) -> None:
-    self._hypergradient_lr.assign(_non_negative("hypergradient_lr", value))
+    self._hypergradient_lr.assign(checks.non_negative("hypergradient_lr", value))
 
   @property
   def min_learning_rate(self) -> float:
@@ -274,7 +248,7 @@ class GradientNormRecordingTrainee(_DerivedTrainee):
     **kwargs: Any,
   ):
     super().__init__(model, optimizer, data, **kwargs)
-    self.max_steps = _positive_int("max_steps", max_steps)
+    self.max_steps = checks.integer("max_steps", max_steps)
     self._gradient_norms = tf.Variable(
       tf.zeros([self.max_steps], tf.float32), trainable=False, name="gradient_norms"
     )
@@ -404,12 +378,12 @@ def run_reduce_on_plateau(
   callback = tf.keras.callbacks.ReduceLROnPlateau(
     monitor="val_loss",
     factor=float(factor),
-    patience=_positive_int("patience", patience, minimum=0),
+    patience=checks.integer("patience", patience, minimum=0),
     verbose=0,
     mode="min",
-    min_delta=_non_negative("min_delta", min_delta),
-    cooldown=_positive_int("cooldown", cooldown, minimum=0),
-    min_lr=_non_negative("min_learning_rate", min_learning_rate),
+    min_delta=checks.non_negative("min_delta", min_delta),
+    cooldown=checks.integer("cooldown", cooldown, minimum=0),
+    min_lr=checks.non_negative("min_learning_rate", min_learning_rate),
   )
   trainee.reset(seed, initial_learning_rate, schedule=None)
   callback.set_model(types.SimpleNamespace(optimizer=trainee.optimizer))
@@ -493,7 +467,7 @@ def smooth_gradient_norms(
     float64 [T] smoothed norms.
   """
   norms = np.asarray(gradient_norms, dtype=np.float64)
-  width = 2 * (_positive_int("smoothing_window", smoothing_window, minimum=0) // 2) + 1
+  width = 2 * (checks.integer("smoothing_window", smoothing_window, minimum=0) // 2) + 1
   if width == 1 or norms.size < 2:
     return norms.copy()
   pad = 2 * width
@@ -628,7 +602,7 @@ def run_refined(
     The `trainee_lib.run_training` dict of run 2, whose `seconds` counts both
     runs.
   """
-  num_steps = _positive_int("num_steps", num_steps, minimum=2)
+  num_steps = checks.integer("num_steps", num_steps, minimum=2)
   if smoothing_window is None:
     smoothing_window = default_smoothing_window(num_steps)
   recorder = derived_trainee(trainee, GradientNormRecordingTrainee, max_steps=num_steps)

@@ -71,11 +71,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 import time
 import warnings
 from collections.abc import Sequence
-from typing import Any
 
 import gin
 import numpy as np
@@ -85,7 +83,7 @@ import threadpoolctl
 from sklearn import gaussian_process
 from sklearn.gaussian_process import kernels
 
-from lr_controller import io_utils, toy_problems
+from lr_controller import checks, io_utils, toy_problems
 from lr_controller import trainee as trainee_lib
 from lr_controller.errors import UserError
 
@@ -112,43 +110,6 @@ SCORE_CAP_FACTOR = 2.0
 LOSS_SERIES = ("validation", "training")
 # Keys `run_autolrs` adds to the `run_training` dict.
 EXTRA_KEYS = ("trial_steps", "stages")
-
-
-# ---------------------------------------------------------------------------
-# Argument checks.
-
-
-def _integer(name: str, value: Any, minimum: int = 1) -> int:
-  if (
-    isinstance(value, bool)
-    or not isinstance(value, numbers.Real)
-    or not float(value).is_integer()
-    or int(value) < minimum
-  ):
-    raise UserError(f"{name} must be an integer >= {minimum}, got {value!r}")
-  return int(value)
-
-
-def _positive(name: str, value: Any) -> float:
-  if (
-    isinstance(value, bool)
-    or not isinstance(value, numbers.Real)
-    or not math.isfinite(float(value))
-    or float(value) <= 0
-  ):
-    raise UserError(f"{name} must be a finite number > 0, got {value!r}")
-  return float(value)
-
-
-def _check_kappa(kappa: Any) -> float:
-  if (
-    isinstance(kappa, bool)
-    or not isinstance(kappa, numbers.Real)
-    or not math.isfinite(float(kappa))
-    or kappa < 0
-  ):
-    raise UserError(f"kappa must be a finite number >= 0, got {kappa!r}")
-  return float(kappa)
 
 
 # ---------------------------------------------------------------------------
@@ -351,12 +312,12 @@ def stage_plan(
   Raises:
     UserError: for a bad setting (e.g. tau <= 0 or tau' > tau).
   """
-  num_steps = _integer("num_steps", num_steps)
-  eval_interval = _integer("eval_interval", eval_interval)
+  num_steps = checks.integer("num_steps", num_steps)
+  eval_interval = checks.integer("eval_interval", eval_interval)
   if first_stage_steps is None:
     fraction = int(num_steps * DEFAULT_FIRST_STAGE_FRACTION) // eval_interval
     first_stage_steps = max(1, fraction) * eval_interval
-  tau = _integer("first_stage_steps (tau)", first_stage_steps)
+  tau = checks.integer("first_stage_steps (tau)", first_stage_steps)
   if tau % eval_interval:
     raise UserError(
       f"first_stage_steps (tau) must be a multiple of eval_interval "
@@ -364,7 +325,7 @@ def stage_plan(
     )
   if max_stage_steps is None:
     max_stage_steps = tau * 2**DEFAULT_STAGE_DOUBLINGS
-  tau_max = _integer("max_stage_steps", max_stage_steps, minimum=tau)
+  tau_max = checks.integer("max_stage_steps", max_stage_steps, minimum=tau)
   if tau_max % eval_interval:
     raise UserError(
       f"max_stage_steps must be a multiple of eval_interval {eval_interval}, "
@@ -372,7 +333,7 @@ def stage_plan(
     )
   if first_trial_steps is None:
     first_trial_steps = math.ceil(tau * DEFAULT_TRIAL_FRACTION)
-  trial = _integer("first_trial_steps (tau')", first_trial_steps)
+  trial = checks.integer("first_trial_steps (tau')", first_trial_steps)
   if trial > tau:
     raise UserError(
       f"first_trial_steps (tau') must not exceed first_stage_steps (tau): "
@@ -493,17 +454,17 @@ def search_stage(
     The chosen rate (the best score; ties go to the earlier candidate) and
     the trials in the order run.
   """
-  low, high = (math.log(_positive("learning rate bound", r)) for r in rate_range)
+  low, high = (math.log(checks.positive("learning rate bound", r)) for r in rate_range)
   if not low < high:
     raise UserError(f"the rate range must be increasing, got {rate_range!r}")
-  stage_steps = _integer("stage_steps (tau)", stage_steps)
-  trial_steps = _integer("trial_steps (tau')", trial_steps)
+  stage_steps = checks.integer("stage_steps (tau)", stage_steps)
+  trial_steps = checks.integer("trial_steps (tau')", trial_steps)
   if trial_steps > stage_steps:
     raise UserError(
       f"trial_steps (tau') must not exceed stage_steps (tau): {trial_steps} > {stage_steps}"
     )
-  num_candidates = _integer("num_candidates (k)", num_candidates)
-  kappa = _check_kappa(kappa)
+  num_candidates = checks.integer("num_candidates (k)", num_candidates)
+  kappa = checks.non_negative("kappa", kappa)
   if loss_series not in LOSS_SERIES:
     raise UserError(f"loss_series must be one of {LOSS_SERIES}, got {loss_series!r}")
   incumbent = trainee_lib.check_learning_rate(incumbent)
@@ -597,14 +558,14 @@ def run_autolrs(
   plan = stage_plan(
     num_steps, eval_interval, first_stage_steps, max_stage_steps, first_trial_steps
   )
-  num_candidates = _integer("num_candidates (k)", num_candidates)
-  low = _positive("min_learning_rate_ratio", min_learning_rate_ratio)
-  high = _positive("max_learning_rate_ratio", max_learning_rate_ratio)
+  num_candidates = checks.integer("num_candidates (k)", num_candidates)
+  low = checks.positive("min_learning_rate_ratio", min_learning_rate_ratio)
+  high = checks.positive("max_learning_rate_ratio", max_learning_rate_ratio)
   if not low < high:
     raise UserError(
       f"min_learning_rate_ratio must be below max_learning_rate_ratio, got {low}, {high}"
     )
-  kappa = _check_kappa(kappa)
+  kappa = checks.non_negative("kappa", kappa)
   if loss_series not in LOSS_SERIES:
     raise UserError(f"loss_series must be one of {LOSS_SERIES}, got {loss_series!r}")
   rate = trainee_lib.check_learning_rate(initial_learning_rate)

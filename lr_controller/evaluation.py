@@ -65,6 +65,7 @@ import gin
 from lr_controller import (
   adaptive_peers,
   baseline_search,
+  checks,
   constants,
   costs,
   gin_utils,
@@ -106,25 +107,14 @@ DEFAULT_PEER_LEARNING_RATES = (0.3, 0.1, 0.03, 0.01, 0.003)
 # Seeds, checks, the policy.
 
 
-def _int_at_least(what: str, value: Any, minimum: int) -> int:
-  if (
-    isinstance(value, bool)
-    or not isinstance(value, numbers.Real)
-    or not float(value).is_integer()
-    or int(value) < minimum
-  ):
-    raise UserError(f"{what} must be an integer >= {minimum}, got {value!r}")
-  return int(value)
-
-
 def evaluation_seeds(seed: int, num_runs: int) -> list[int]:
   """The trainee seeds of the `num_runs` evaluation runs (see the module docstring).
 
   Raises:
     UserError: for a negative seed, fewer than one run, or seeds past 2**32 - 1.
   """
-  seed = _int_at_least("seed", seed, 0)
-  num_runs = _int_at_least("num_runs", num_runs, 1)
+  seed = checks.integer("seed", seed, 0)
+  num_runs = checks.integer("num_runs", num_runs, 1)
   first = seed * SEED_STRIDE + EVAL_SEED_OFFSET
   if first + num_runs - 1 > _MAX_SEED:
     raise UserError(f"seed {seed} is too large for 32-bit trainee seeds")
@@ -181,7 +171,7 @@ def describe_setting(env: env_lib.LearningRateControlEnv, trainee: Any) -> dict:
 def _eval_interval(eval_interval: int | None, env: env_lib.LearningRateControlEnv):
   if eval_interval is None:
     return env.action_interval
-  return _int_at_least("eval_interval", eval_interval, 1)
+  return checks.integer("eval_interval", eval_interval, 1)
 
 
 def run_baseline_search(

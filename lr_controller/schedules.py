@@ -709,7 +709,8 @@ class OneCycleSchedule(LearningRateSchedule):
 
 # ---------------------------------------------------------------------------
 # Factory. Each constructor takes (initial_learning_rate, total_steps) and the
-# schedule's own keyword arguments; `make_schedule` rejects any other keyword.
+# schedule's own keyword arguments (a class's `name` aside); `make_schedule`
+# rejects any other keyword.
 
 
 def _step_decay(
@@ -722,92 +723,6 @@ def _step_decay(
   if discount_step is None:
     discount_step = math.ceil(total_steps / 3)
   return StepDecaySchedule(initial_learning_rate, discount_step, factor)
-
-
-def _cosine(
-  initial_learning_rate: float,
-  total_steps: int,
-  min_learning_rate: float = 0.0,
-  warmup_steps: int = 0,
-  warmup_start_learning_rate: float = 0.0,
-) -> CosineSchedule:
-  return CosineSchedule(
-    initial_learning_rate,
-    total_steps,
-    min_learning_rate=min_learning_rate,
-    warmup_steps=warmup_steps,
-    warmup_start_learning_rate=warmup_start_learning_rate,
-  )
-
-
-def _linear(
-  initial_learning_rate: float,
-  total_steps: int,
-  min_learning_rate: float = 0.0,
-  warmup_steps: int = 0,
-  warmup_start_learning_rate: float = 0.0,
-) -> LinearSchedule:
-  return LinearSchedule(
-    initial_learning_rate,
-    total_steps,
-    min_learning_rate=min_learning_rate,
-    warmup_steps=warmup_steps,
-    warmup_start_learning_rate=warmup_start_learning_rate,
-  )
-
-
-def _rex(
-  initial_learning_rate: float,
-  total_steps: int,
-  min_learning_rate: float = 0.0,
-  warmup_steps: int = 0,
-  warmup_start_learning_rate: float = 0.0,
-) -> RexSchedule:
-  return RexSchedule(
-    initial_learning_rate,
-    total_steps,
-    min_learning_rate=min_learning_rate,
-    warmup_steps=warmup_steps,
-    warmup_start_learning_rate=warmup_start_learning_rate,
-  )
-
-
-def _uba(
-  initial_learning_rate: float,
-  total_steps: int,
-  phi: float = 1.0,
-  min_learning_rate: float = 0.0,
-  warmup_steps: int = 0,
-  warmup_start_learning_rate: float = 0.0,
-) -> UbaSchedule:
-  return UbaSchedule(
-    initial_learning_rate,
-    total_steps,
-    phi=phi,
-    min_learning_rate=min_learning_rate,
-    warmup_steps=warmup_steps,
-    warmup_start_learning_rate=warmup_start_learning_rate,
-  )
-
-
-def _one_cycle(
-  initial_learning_rate: float,
-  total_steps: int,
-  pct_start: float = 0.3,
-  anneal_strategy: str = "cos",
-  div_factor: float = 25.0,
-  final_div_factor: float = 1e4,
-  three_phase: bool = False,
-) -> OneCycleSchedule:
-  return OneCycleSchedule(
-    initial_learning_rate,
-    total_steps,
-    pct_start=pct_start,
-    anneal_strategy=anneal_strategy,
-    div_factor=div_factor,
-    final_div_factor=final_div_factor,
-    three_phase=three_phase,
-  )
 
 
 def _exponential(
@@ -847,11 +762,12 @@ def _constant(initial_learning_rate: float, total_steps: int) -> ConstantSchedul
 
 SCHEDULES: dict[str, Callable[..., LearningRateSchedule]] = {
   "step_decay": _step_decay,
-  "cosine": _cosine,
-  "linear": _linear,
-  "rex": _rex,
-  "uba": _uba,
-  "one_cycle": _one_cycle,
+  # Budgeted schedules take (initial_learning_rate, total_steps) themselves.
+  "cosine": CosineSchedule,
+  "linear": LinearSchedule,
+  "rex": RexSchedule,
+  "uba": UbaSchedule,
+  "one_cycle": OneCycleSchedule,
   "exponential": _exponential,
   "inverse_sqrt": _inverse_sqrt,
   "constant": _constant,
@@ -875,7 +791,9 @@ def schedule_keywords(name: str) -> list[str]:
       f"unknown schedule {name!r}; known schedules: {', '.join(sorted(SCHEDULES))}"
     )
   parameters = inspect.signature(SCHEDULES[name]).parameters
-  return [p for p in parameters if p not in ("initial_learning_rate", "total_steps")]
+  return [
+    p for p in parameters if p not in ("initial_learning_rate", "total_steps", "name")
+  ]
 
 
 @gin.configurable
