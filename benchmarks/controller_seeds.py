@@ -109,7 +109,8 @@ def _policies(controller_root: str) -> dict[str, str]:
 
 def _evaluate(eval_root: str, policy_dir: str, search_path: str | None, peers) -> dict:
   """`evaluation.evaluate` into `eval_root`, reused when it ran before."""
-  from lr_controller import constants, evaluation
+  from lr_controller import constants
+  from lr_controller.judge import evaluation
 
   results_path = os.path.join(eval_root, constants.RESULTS_JSON)
   if os.path.exists(results_path):

@@ -41,10 +41,11 @@ def main(argv):
   from tf_agents.environments import tf_py_environment
   from tf_agents.policies import py_tf_eager_policy
 
-  from lr_controller import agent as agent_lib
-  from lr_controller import env as env_lib
-  from lr_controller import schedules, testing
-  from lr_controller import trainee as trainee_lib
+  from lr_controller import testing
+  from lr_controller.control import agent as agent_lib
+  from lr_controller.control import env as env_lib
+  from lr_controller.trainee import schedules
+  from lr_controller.trainee import trainee as trainee_lib
 
   data = testing.tiny_data(
     num_train=FLAGS.num_train,

@@ -99,7 +99,7 @@ def load():
   """Fashion-MNIST-shaped random data through `load_data` (no files needed)."""
   import tensorflow_datasets as tfds
 
-  from lr_controller import data as data_lib
+  from lr_controller.trainee import data as data_lib
 
   with tfds.testing.mock_data(num_examples=max(FLAGS.num_train, FLAGS.num_validation)):
     return data_lib.load_data(
@@ -163,9 +163,9 @@ def main(argv):
   import numpy as np
   import tensorflow as tf
 
-  from lr_controller import env as env_lib
-  from lr_controller import features as features_lib
-  from lr_controller import trainee as trainee_lib
+  from lr_controller.control import env as env_lib
+  from lr_controller.control import features as features_lib
+  from lr_controller.trainee import trainee as trainee_lib
 
   print(
     f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, Python "

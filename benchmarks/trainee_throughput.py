@@ -50,9 +50,9 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 import official_models  # noqa: E402
-from lr_controller import data as data_lib  # noqa: E402
 from lr_controller import testing  # noqa: E402
-from lr_controller import trainee as trainee_lib  # noqa: E402
+from lr_controller.trainee import data as data_lib  # noqa: E402
+from lr_controller.trainee import trainee as trainee_lib  # noqa: E402
 
 # Per data set: train batch size and steps per measurement.
 DEFAULT_BATCH_SIZES = {"digits": 100, "fashion_synthetic": 1000}

@@ -7,7 +7,7 @@
     model.fit(x, y, epochs=5, callbacks=[scheduler])
     scheduler.history  # [{"step", "lr", "action", "val_loss", "train_loss"}, ...]
 
-The callback replays the environment of `lr_controller.env` inside the user's
+The callback replays the environment of `lr_controller.control.env` inside the user's
 own `fit`, so the policy sees what it saw during controller training:
 
 * At `on_train_begin` it validates the model on a fixed subset of
@@ -63,8 +63,8 @@ integer labels ([N] or [N, 1]) and the categorical one for one-hot labels
 [N, K]; sample weights are ignored.
 
 The policy directory is the `policies/greedy_policy` SavedModel written by
-`lr_controller.controller_training` (format `lr_controller.policy/1`, see
-`lr_controller.export`); it loads with TensorFlow alone. A controller run's root
+`lr_controller.control.controller_training` (format `lr_controller.policy/1`, see
+`lr_controller.control.export`); it loads with TensorFlow alone. A controller run's root
 directory is accepted too.
 
 Keras 2 and 3: the callback runs in `fit` of `tf.keras` on TensorFlow 2.15
@@ -91,8 +91,8 @@ import numpy as np
 import tensorflow as tf
 
 from lr_controller import controller as controller_lib
-from lr_controller import features as features_lib
 from lr_controller import io_utils
+from lr_controller.control import features as features_lib
 from lr_controller.errors import UserError, first_line
 
 # Features read from the model's outputs on fixed inputs.

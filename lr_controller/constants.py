@@ -16,7 +16,7 @@ EPISODES_JSONL = "episodes.jsonl"
 UPDATES_JSONL = "updates.jsonl"
 SELECTION_JSONL = "selection.jsonl"
 
-# evaluate's outputs (lr_controller.evaluation and lr_controller.report).
+# evaluate's outputs (lr_controller.judge.evaluation and lr_controller.judge.report).
 BASELINE_SEARCH_DIR = "baseline_search"  # The step-decay search evaluate runs itself.
 RESULTS_JSON = "results.json"  # Every run of every method, and the statistics.
 RESULTS_CSV = "results.csv"  # One row per setting and method.

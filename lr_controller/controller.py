@@ -10,7 +10,7 @@ apply the same one:
 
 with b = `max_log_factor` (`apply_action`). A non-finite action is applied as
 0 (keep the rate). `load_policy` loads and validates a policy exported by
-`lr_controller.export` (format `POLICY_FORMAT`), and `Controller` runs one:
+`lr_controller.control.export` (format `POLICY_FORMAT`), and `Controller` runs one:
 it carries the policy's (RNN) state through a run and says "first" at the
 run's first decision. TensorFlow only: no tf-agents, TFP or gin needed.
 """
@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from lr_controller import constants
-from lr_controller import features as features_lib
+from lr_controller.control import features as features_lib
 from lr_controller.errors import UserError, first_line
 
 POLICY_FORMAT = "lr_controller.policy/1"
@@ -95,7 +95,7 @@ class Policy:
 
   Attributes:
     module: the restored SavedModel (`action`, `get_initial_state`,
-      `get_metadata`; see `lr_controller.export`).
+      `get_metadata`; see `lr_controller.control.export`).
     path: the policy directory.
     metadata: the policy's metadata dict.
     feature_names: observation features, in order.

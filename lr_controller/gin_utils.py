@@ -46,19 +46,19 @@ def resolve_gin_file(path: str) -> str:
 # any shipped config (and any binding) resolves in every binary and test.
 CONFIGURABLE_MODULES = (
   "official_models",
-  "lr_controller.data",
-  "lr_controller.schedules",
-  "lr_controller.trainee",
-  "lr_controller.fixed_schedule_runs",
-  "lr_controller.baseline_search",
-  "lr_controller.toy_problems",
-  "lr_controller.schedule_free",
-  "lr_controller.autolrs",
-  "lr_controller.env",
-  "lr_controller.agent",
-  "lr_controller.controller_training",
-  "lr_controller.task_sets",
-  "lr_controller.evaluation",
+  "lr_controller.trainee.data",
+  "lr_controller.trainee.schedules",
+  "lr_controller.trainee.trainee",
+  "lr_controller.trainee.fixed_schedule_runs",
+  "lr_controller.judge.baseline_search",
+  "lr_controller.trainee.toy_problems",
+  "lr_controller.judge.schedule_free",
+  "lr_controller.judge.autolrs",
+  "lr_controller.control.env",
+  "lr_controller.control.agent",
+  "lr_controller.control.controller_training",
+  "lr_controller.judge.task_sets",
+  "lr_controller.judge.evaluation",
 )
 
 

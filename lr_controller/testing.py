@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from lr_controller import data as data_lib
+from lr_controller.trainee import data as data_lib
 
 
 def tiny_data(

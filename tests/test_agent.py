@@ -7,10 +7,10 @@ from tf_agents.drivers import dynamic_episode_driver
 from tf_agents.environments import tf_py_environment
 from tf_agents.replay_buffers import tf_uniform_replay_buffer
 
-from lr_controller import agent as agent_lib
-from lr_controller import toy_problems
-from lr_controller.env import LearningRateControlEnv
+from lr_controller.control import agent as agent_lib
+from lr_controller.control.env import LearningRateControlEnv
 from lr_controller.errors import UserError
+from lr_controller.trainee import toy_problems
 
 
 def _tf_env(action_levels=None):

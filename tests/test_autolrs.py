@@ -4,9 +4,11 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
-from lr_controller import adaptive_peers, autolrs, testing, toy_problems
-from lr_controller import trainee as trainee_lib
+from lr_controller import testing
 from lr_controller.errors import UserError
+from lr_controller.judge import adaptive_peers, autolrs
+from lr_controller.trainee import toy_problems
+from lr_controller.trainee import trainee as trainee_lib
 
 RUN_KEYS = {
   "test_loss",

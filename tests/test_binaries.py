@@ -27,7 +27,7 @@ import tempfile
 import tensorflow as tf
 
 from lr_controller import constants
-from lr_controller import data as data_lib
+from lr_controller.trainee import data as data_lib
 
 SETTING = ("--gin_file=digits_lenet.gin", "--gin_file=smoke.gin")
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -13,7 +13,8 @@ import tensorflow as tf
 import lr_controller
 from lr_controller import callback as callback_lib
 from lr_controller import controller as controller_lib
-from lr_controller import controller_training, gin_utils
+from lr_controller import gin_utils
+from lr_controller.control import controller_training
 from lr_controller.errors import UserError
 
 _INTERVAL = 5

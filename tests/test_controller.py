@@ -19,8 +19,10 @@ import tensorflow as tf
 
 import lr_controller
 from lr_controller import controller as controller_lib
-from lr_controller import controller_training, evaluation, gin_utils
-from lr_controller import trainee as trainee_lib
+from lr_controller import gin_utils
+from lr_controller.control import controller_training
+from lr_controller.judge import evaluation
+from lr_controller.trainee import trainee as trainee_lib
 
 SMOKE = ["controller/digits.gin", "smoke.gin"]
 # Six decisions per run, a policy trained for one update.

@@ -5,7 +5,8 @@ import types
 
 import tensorflow as tf
 
-from lr_controller import constants, costs, evaluation, io_utils
+from lr_controller import constants, io_utils
+from lr_controller.judge import costs, evaluation
 
 
 class CostsTest(tf.test.TestCase):

@@ -1,4 +1,4 @@
-"""Tests of `lr_controller.data` and the `lrc_digits` tfds builder.
+"""Tests of `lr_controller.trainee.data` and the `lrc_digits` tfds builder.
 
 The digits tests use the real data (prepared offline into a temp dir). The
 fashion_mnist and cifar10 tests run under `tfds.testing.mock_data`: its default
@@ -23,8 +23,8 @@ from absl import flags
 from sklearn.datasets import load_digits
 from tensorflow_datasets.core.utils import gcs_utils
 
-from lr_controller import data, digits_dataset
 from lr_controller.errors import UserError
+from lr_controller.trainee import data, digits_dataset
 
 # `create_tempdir` reads absl's --test_tmpdir, which pytest never parses.
 if not flags.FLAGS.is_parsed():

@@ -17,13 +17,12 @@ import time
 
 import tensorflow as tf
 
-from lr_controller import (
-  constants,
+from lr_controller import constants, gin_utils
+from lr_controller.control import (
   controller_training,
   distributed,
   episode_collection,
   exploration,
-  gin_utils,
 )
 from lr_controller.errors import UserError
 

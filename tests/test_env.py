@@ -7,10 +7,11 @@ import tensorflow as tf
 from absl.testing import parameterized
 from tf_agents.environments import utils as env_utils
 
-from lr_controller import env as env_lib
-from lr_controller import features, rewards, testing
-from lr_controller import trainee as trainee_lib
+from lr_controller import testing
+from lr_controller.control import env as env_lib
+from lr_controller.control import features, rewards
 from lr_controller.errors import UserError
+from lr_controller.trainee import trainee as trainee_lib
 
 
 def _model(seed=0):

@@ -5,9 +5,10 @@ from tf_agents.drivers import dynamic_episode_driver
 from tf_agents.environments import tf_py_environment
 from tf_agents.replay_buffers import tf_uniform_replay_buffer
 
-from lr_controller import agent as agent_lib
-from lr_controller import env as env_lib
-from lr_controller import episode_collection, exploration, gin_utils
+from lr_controller import gin_utils
+from lr_controller.control import agent as agent_lib
+from lr_controller.control import env as env_lib
+from lr_controller.control import episode_collection, exploration
 
 _TOY = ["controller/noisy_quadratic.gin"]
 _BINDINGS = ["create_environment.num_steps=40"]

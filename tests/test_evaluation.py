@@ -24,21 +24,18 @@ import pytest
 import scipy.stats
 import tensorflow as tf
 
-from lr_controller import (
+from lr_controller import constants, gin_utils, io_utils, testing
+from lr_controller.control import controller_training
+from lr_controller.control import env as env_lib
+from lr_controller.errors import UserError
+from lr_controller.judge import (
   adaptive_peers,
   comparison,
-  constants,
-  controller_training,
   evaluation,
-  gin_utils,
-  io_utils,
   method_runs,
   report,
-  testing,
 )
-from lr_controller import env as env_lib
-from lr_controller import trainee as trainee_lib
-from lr_controller.errors import UserError
+from lr_controller.trainee import trainee as trainee_lib
 
 SMOKE = ["controller/digits.gin", "smoke.gin"]
 SMOKE_BINDINGS = ["create_agent.num_epochs=2"]

@@ -4,9 +4,10 @@ import numpy as np
 import tensorflow as tf
 from tf_agents.specs import tensor_spec
 
-from lr_controller import agent as agent_lib
-from lr_controller import env as env_lib
-from lr_controller import episode_collection, exploration, gin_utils
+from lr_controller import gin_utils
+from lr_controller.control import agent as agent_lib
+from lr_controller.control import env as env_lib
+from lr_controller.control import episode_collection, exploration
 
 _TOY = ["controller/noisy_quadratic.gin"]
 _BINDINGS = ["create_environment.num_steps=200"]

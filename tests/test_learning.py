@@ -16,8 +16,9 @@ import pytest
 import tensorflow as tf
 from tensorflow.python.framework import config as tf_config  # disable_op_determinism
 
-from lr_controller import constants, controller_training, gin_utils
-from lr_controller import env as env_lib
+from lr_controller import constants, gin_utils
+from lr_controller.control import controller_training
+from lr_controller.control import env as env_lib
 
 _EVAL_SEEDS = [10**6 + i for i in range(5)]
 

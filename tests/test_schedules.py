@@ -1,4 +1,4 @@
-"""Tests for `lr_controller.schedules`.
+"""Tests for `lr_controller.trainee.schedules`.
 
 Expected values come from closed forms written here in NumPy/math (and, for
 OneCycle, from a line-by-line Python copy of PyTorch's `OneCycleLR.get_lr` loop
@@ -15,9 +15,9 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
-from lr_controller import schedules
 from lr_controller.errors import UserError
-from lr_controller.schedules import make_schedule, schedule_values
+from lr_controller.trainee import schedules
+from lr_controller.trainee.schedules import make_schedule, schedule_values
 
 # Float32 outputs; Keras computes cos() in float32, so allow a small absolute
 # error next to zero.

@@ -6,10 +6,10 @@ import gin
 import numpy as np
 import tensorflow as tf
 
-from lr_controller import schedules
-from lr_controller import toy_problems as toy
-from lr_controller import trainee as trainee_lib
 from lr_controller.errors import UserError
+from lr_controller.trainee import schedules
+from lr_controller.trainee import toy_problems as toy
+from lr_controller.trainee import trainee as trainee_lib
 
 
 def _final_loss(seed, learning_rate, schedule=None, num_steps=200):

@@ -7,10 +7,12 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import official_models
-from lr_controller import data as data_lib
-from lr_controller import features, schedules, testing
-from lr_controller import trainee as trainee_lib
+from lr_controller import testing
+from lr_controller.control import features
 from lr_controller.errors import UserError
+from lr_controller.trainee import data as data_lib
+from lr_controller.trainee import schedules
+from lr_controller.trainee import trainee as trainee_lib
 
 
 def _tiny_model(seed=0, num_classes=10):

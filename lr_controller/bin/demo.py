@@ -32,7 +32,8 @@ DEFAULT_GIN = "controller/digits.gin"
 
 def main(argv):
   del argv
-  from lr_controller import controller_training, evaluation, report
+  from lr_controller.control import controller_training
+  from lr_controller.judge import evaluation, report
 
   if FLAGS.num_runs < 2:
     raise UserError(

@@ -1,7 +1,7 @@
 r"""One job of the distributed (Reverb actor-learner) controller training.
 
 Start one reverb job with the configuration, then any number of collect jobs
-and one train job pointing at it (see `lr_controller.distributed`):
+and one train job pointing at it (see `lr_controller.control.distributed`):
 
   python -m lr_controller.bin.distributed --job=reverb --reverb_port=8008 \
       --gin_file=controller/digits.gin --seed=0
@@ -20,8 +20,9 @@ import os
 
 from absl import flags
 
-from lr_controller import constants, controller_training, distributed, gin_utils
+from lr_controller import constants, gin_utils
 from lr_controller.bin import cli
+from lr_controller.control import controller_training, distributed
 from lr_controller.errors import UserError
 
 flags.DEFINE_enum("job", None, ["reverb", "collect", "train"], "Which job to run.")

@@ -21,9 +21,10 @@ import os
 
 from absl import flags
 
-from lr_controller import constants, gin_utils, report
+from lr_controller import constants, gin_utils
 from lr_controller.bin import cli
 from lr_controller.errors import UserError
+from lr_controller.judge import report
 
 flags.DEFINE_string(
   "policy_dir",
@@ -55,7 +56,7 @@ def main(argv):
   del argv
   if not FLAGS.policy_dir:
     raise UserError("--policy_dir is required (e.g. ROOT/policies/greedy_policy)")
-  from lr_controller import evaluation
+  from lr_controller.judge import evaluation
 
   root_dir = cli.make_root_dir(FLAGS.root_dir)
   files = cli.load_gin_from_flags()

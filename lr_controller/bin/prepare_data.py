@@ -9,9 +9,9 @@ data_dir folder over; `load_data(data_dir=...)` then finds it.
 
 from absl import flags
 
-from lr_controller import data as data_lib
 from lr_controller.bin import cli
 from lr_controller.errors import UserError, first_line
+from lr_controller.trainee import data as data_lib
 
 flags.DEFINE_string("dataset", None, f"One of: {', '.join(sorted(data_lib.SPLITS))}.")
 flags.DEFINE_string(

@@ -12,8 +12,9 @@ import os
 
 from absl import flags
 
-from lr_controller import baseline_search, constants, gin_utils
+from lr_controller import constants, gin_utils
 from lr_controller.bin import cli
+from lr_controller.judge import baseline_search
 
 flags.DEFINE_integer(
   "num_repeats",

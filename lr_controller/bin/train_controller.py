@@ -14,8 +14,9 @@ import os
 
 from absl import flags
 
-from lr_controller import constants, controller_training, gin_utils
+from lr_controller import constants, gin_utils
 from lr_controller.bin import cli
+from lr_controller.control import controller_training
 from lr_controller.errors import UserError
 
 flags.DEFINE_integer(

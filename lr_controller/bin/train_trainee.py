@@ -11,8 +11,9 @@ ROOT/config.gin and ROOT/operative_config.gin.
 
 import os
 
-from lr_controller import constants, fixed_schedule_runs, gin_utils
+from lr_controller import constants, gin_utils
 from lr_controller.bin import cli
+from lr_controller.trainee import fixed_schedule_runs
 
 FLAGS = cli.FLAGS
 

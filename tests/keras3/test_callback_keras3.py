@@ -109,7 +109,7 @@ class _Recorder(keras.callbacks.Callback):
 
 
 class _ConstantPolicy(tf.Module):
-  """Our export format (as lr_controller.export writes it) with a constant action."""
+  """Our export format (as lr_controller.control.export writes it) with a constant action."""
 
   def __init__(self, metadata: dict, action: float):
     super().__init__()

@@ -22,7 +22,7 @@ pure function of the state, documented in `FEATURES`:
 The paper's seven are `PAPER_FEATURES`; `budget_left` is an optional extra
 (budget-aware controllers, as in DACBench and later schedule work). Gin files
 name the two lists `%PAPER_FEATURES` and `%BUDGET_AWARE_FEATURES` (registered
-by `lr_controller.env`: this module needs TensorFlow only, as the callback does).
+by `lr_controller.control.env`: this module needs TensorFlow only, as the callback does).
 
 The output-weight features read the model's final Dense layer
 (`find_final_dense`, TensorFlow only: the callback's look-up).

@@ -50,17 +50,16 @@ import tensorflow as tf
 from tf_agents.specs import tensor_spec
 from tf_agents.utils import common
 
-from lr_controller import agent as agent_lib
-from lr_controller import (
-  constants,
+from lr_controller import constants, io_utils
+from lr_controller.control import agent as agent_lib
+from lr_controller.control import env as env_lib
+from lr_controller.control import (
   episode_collection,
   exploration,
   export,
-  io_utils,
   ppo_diagnostics,
   selection,
 )
-from lr_controller import env as env_lib
 from lr_controller.errors import UserError, first_line
 
 CONTROLLER_CONFIG_JSON = "controller_config.json"

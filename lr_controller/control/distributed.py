@@ -47,7 +47,7 @@ import reverb
 import tensorflow as tf
 from tf_agents.experimental.distributed import reverb_variable_container
 
-from lr_controller import controller_training, episode_collection, exploration
+from lr_controller.control import controller_training, episode_collection, exploration
 from lr_controller.errors import UserError, first_line
 
 VARIABLES_TABLE = reverb_variable_container.DEFAULT_TABLE

@@ -37,9 +37,9 @@ import gin
 import numpy as np
 import tensorflow as tf
 
-from lr_controller import data as data_lib
-from lr_controller import trainee as trainee_lib
 from lr_controller.errors import UserError
+from lr_controller.trainee import data as data_lib
+from lr_controller.trainee import trainee as trainee_lib
 
 # The paper's beta for SGD (their default "momentum").
 DEFAULT_BETA = 0.9

@@ -83,9 +83,10 @@ import threadpoolctl
 from sklearn import gaussian_process
 from sklearn.gaussian_process import kernels
 
-from lr_controller import checks, io_utils, toy_problems
-from lr_controller import trainee as trainee_lib
+from lr_controller import checks, io_utils
 from lr_controller.errors import UserError
+from lr_controller.trainee import toy_problems
+from lr_controller.trainee import trainee as trainee_lib
 
 # k, the candidate rates per stage (authors: 10).
 DEFAULT_NUM_CANDIDATES = 4

@@ -14,7 +14,7 @@ from typing import Any
 
 import scipy.stats
 
-from lr_controller import baseline_search
+from lr_controller.judge import baseline_search
 
 ALPHA = 0.05  # Significance level of the t-tests.
 METRICS = ("test_loss", "test_accuracy")

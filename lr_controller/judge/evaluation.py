@@ -47,7 +47,7 @@ controller trained on the first training setting, without retraining, to every
 held-out setting, against the step-decay baseline (and peer learning rates)
 tuned on that source setting: the paper's Table 2.
 
-Outputs (see `lr_controller.report`): ROOT/report.md, results.json,
+Outputs (see `lr_controller.judge.report`): ROOT/report.md, results.json,
 results.csv, figure1_val_loss.png, figure2_lr_schedules.png.
 """
 
@@ -62,31 +62,23 @@ from typing import Any
 
 import gin
 
-from lr_controller import (
-  adaptive_peers,
-  baseline_search,
-  checks,
-  constants,
-  costs,
-  gin_utils,
-  io_utils,
-  report,
-  schedules,
-)
-from lr_controller import env as env_lib
-from lr_controller import trainee as trainee_lib
-from lr_controller.comparison import ALPHA, summarize_method
+from lr_controller import checks, constants, gin_utils, io_utils
+from lr_controller.control import env as env_lib
 from lr_controller.errors import UserError
-from lr_controller.method_runs import (
+from lr_controller.judge import adaptive_peers, baseline_search, costs, report
+from lr_controller.judge.comparison import ALPHA, summarize_method
+from lr_controller.judge.method_runs import (
   load_policy,
   make_environment,
   run_controller,
   run_peer,
   run_step_decay,
 )
-from lr_controller.task_sets import Setting, apply_setting, load_task_set
+from lr_controller.judge.task_sets import Setting, apply_setting, load_task_set
+from lr_controller.trainee import schedules
+from lr_controller.trainee import trainee as trainee_lib
 
-RESULTS_FORMAT = "lr_controller.evaluation/1"
+RESULTS_FORMAT = "lr_controller.judge.evaluation/1"
 
 # Evaluation run i of seed s uses trainee seed s * SEED_STRIDE + EVAL_SEED_OFFSET + i
 # (see the module docstring): SEED_STRIDE is env.episode_seed's stride.

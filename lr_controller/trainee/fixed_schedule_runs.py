@@ -6,8 +6,9 @@ import os
 
 import gin
 
-from lr_controller import constants, io_utils, schedules
-from lr_controller import trainee as trainee_lib
+from lr_controller import constants, io_utils
+from lr_controller.trainee import schedules
+from lr_controller.trainee import trainee as trainee_lib
 
 
 @gin.configurable

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from lr_controller import episode_collection, exploration
+from lr_controller.control import episode_collection, exploration
 
 SELECTION_EPISODE_OFFSET = 900_000
 

@@ -50,10 +50,12 @@ import numpy as np
 import scipy.ndimage
 import tensorflow as tf
 
-from lr_controller import autolrs, baseline_search, checks, schedule_free, schedules
-from lr_controller import data as data_lib
-from lr_controller import trainee as trainee_lib
+from lr_controller import checks
 from lr_controller.errors import UserError
+from lr_controller.judge import autolrs, baseline_search, schedule_free
+from lr_controller.trainee import data as data_lib
+from lr_controller.trainee import schedules
+from lr_controller.trainee import trainee as trainee_lib
 
 # Peers that are a fixed schedule of `schedules.make_schedule` of the same name.
 FIXED_SCHEDULE_PEERS = ("cosine", "linear", "rex", "uba", "one_cycle", "exponential")

@@ -78,8 +78,8 @@ import gin
 import numpy as np
 import tensorflow as tf
 
-from lr_controller import trainee as trainee_lib
 from lr_controller.errors import UserError
+from lr_controller.trainee import trainee as trainee_lib
 
 DEFAULT_DIM = 16
 DEFAULT_MIN_CURVATURE = 1e-2

@@ -3,7 +3,7 @@
 scikit-learn ships the 1,797 8x8 images of the UCI "Optical Recognition of
 Handwritten Digits" test set inside its wheel (`sklearn.datasets.load_digits`),
 so this builder prepares a real, small image-classification data set without
-any network access. It is the default data set of `lr_controller.data` for
+any network access. It is the default data set of `lr_controller.trainee.data` for
 quick experiments and tests.
 
 Importing this module registers the builder under the name `lrc_digits`.

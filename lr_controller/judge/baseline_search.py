@@ -24,9 +24,10 @@ from collections.abc import Callable, Sequence
 
 import gin
 
-from lr_controller import constants, io_utils, schedules
-from lr_controller import trainee as trainee_lib
+from lr_controller import constants, io_utils
 from lr_controller.errors import UserError
+from lr_controller.trainee import schedules
+from lr_controller.trainee import trainee as trainee_lib
 
 # The paper's grid.
 PAPER_INITIAL_LEARNING_RATES = (0.1, 0.01, 0.001, 0.0001)

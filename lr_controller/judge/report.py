@@ -1,6 +1,6 @@
 """Writes an evaluation's results as tables and figures (Xu et al. 2019, Tables 1-2, Figs. 1-2).
 
-Reads the results dict of `lr_controller.evaluation` (the content of
+Reads the results dict of `lr_controller.judge.evaluation` (the content of
 results.json) and writes, into the run's directory:
 
   report.md                 the protocol and one table per setting
@@ -59,7 +59,7 @@ COLUMN_MEANINGS = (
     "Method",
     "step_decay: the paper's baseline, the best step-decay schedule of "
     "the grid by validation loss; controller: the learned controller's greedy "
-    "policy; others: peers of lr_controller.adaptive_peers",
+    "policy; others: peers of lr_controller.judge.adaptive_peers",
   ),
   (
     "Initial lr",
@@ -169,7 +169,7 @@ def _count(value: float | None, unit: str = "") -> str:
 
 
 def cost_table(setting: dict) -> str:
-  """What each method spent (see `lr_controller.costs`) as a Markdown table."""
+  """What each method spent (see `lr_controller.judge.costs`) as a Markdown table."""
   lines = [
     "| Method | Paid once | Steps | Seconds | Steps per run | Seconds per run |",
     "|---|---|---|---|---|---|",
@@ -266,7 +266,7 @@ def _protocol_text(results: dict) -> list[str]:
     f"{protocol['eval_seed_offset']:,} + i: never a seed that a controller "
     "training run of fewer than 500,000 episodes used). Each method trains its own trainee on the same freshly loaded input "
     "stream, so run i of every method starts from the same weights and sees the "
-    "same mini-batches (see lr_controller.evaluation for the exceptions).",
+    "same mini-batches (see lr_controller.judge.evaluation for the exceptions).",
     "- Each run validates at a fixed interval, keeps the weights of lowest "
     "validation loss and evaluates them once on the test split.",
     f"- Statistics: {protocol['statistics']}; {protocol['test']}; (better) and "

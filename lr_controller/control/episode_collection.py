@@ -36,8 +36,9 @@ from tf_agents.environments import parallel_py_environment
 from tf_agents.trajectories import time_step as ts
 from tf_agents.trajectories import trajectory as trajectory_lib
 
-from lr_controller import env as env_lib
-from lr_controller import exploration, gin_utils
+from lr_controller import gin_utils
+from lr_controller.control import env as env_lib
+from lr_controller.control import exploration
 
 
 @dataclasses.dataclass

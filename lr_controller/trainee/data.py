@@ -10,7 +10,7 @@ official train split (Xu et al. 2019 compute the controller's reward on
 held-out data, never on the test set).
 
 Nothing here touches the network. `lrc_digits` (scikit-learn's 8x8 digits, see
-`lr_controller.digits_dataset`) is prepared on first use; any other data set
+`lr_controller.trainee.digits_dataset`) is prepared on first use; any other data set
 must already be prepared in `data_dir`, otherwise a one-line `UserError` says
 how to prepare it on a machine with internet.
 """
@@ -26,8 +26,8 @@ import gin
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from lr_controller import digits_dataset  # Registers the `lrc_digits` builder.
 from lr_controller.errors import UserError
+from lr_controller.trainee import digits_dataset  # Registers the `lrc_digits` builder.
 
 # Data set name -> split -> tfds split string. Fixed slices, so every run,
 # seed and machine sees the same examples in each split.

@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from lr_controller import adaptive_peers, baseline_search, io_utils
 from lr_controller import controller as controller_lib
-from lr_controller import env as env_lib
-from lr_controller import trainee as trainee_lib
+from lr_controller import io_utils
+from lr_controller.control import env as env_lib
 from lr_controller.errors import UserError
+from lr_controller.judge import adaptive_peers, baseline_search
+from lr_controller.trainee import trainee as trainee_lib
 
 
 def load_policy(policy_dir: str | None) -> tuple[controller_lib.Policy, dict]:
