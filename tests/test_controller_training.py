@@ -4,6 +4,7 @@ These run `train_controller` as a subprocess on the noisy quadratic task (a
 cheap trainee), so each run costs mostly TensorFlow start-up and tracing.
 """
 
+import concurrent.futures
 import glob
 import json
 import os
@@ -237,8 +238,15 @@ class ControllerTrainingTest(tf.test.TestCase):
         "nope",
       ),
     ]
-    for args, needle in cases:
-      result = _run(os.path.join(root, "out"), *args)
+    # Independent subprocesses, two at a time (each mostly imports TensorFlow).
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+      results = list(
+        pool.map(
+          lambda k_case: _run(os.path.join(root, f"out{k_case[0]}"), *k_case[1][0]),
+          enumerate(cases),
+        )
+      )
+    for (args, needle), result in zip(cases, results):
       self.assertNotEqual(result.returncode, 0, args)
       self.assertNotIn("Traceback", result.stderr, args)
       lines = [line for line in result.stderr.splitlines() if line.strip()]
