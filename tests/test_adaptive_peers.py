@@ -201,12 +201,12 @@ class HypergradientTest(parameterized.TestCase, tf.test.TestCase):
     first = adaptive_peers.run_hypergradient(
       base, 0.05, num_steps=20, hypergradient_lr=1e-3, seed=0
     )
-    hd = adaptive_peers.derived_trainee(base, adaptive_peers.HypergradientTrainee)
+    hd = trainee_lib.derived_trainee(base, adaptive_peers.HypergradientTrainee)
     second = adaptive_peers.run_hypergradient(
       base, 0.1, num_steps=20, hypergradient_lr=1e-2, seed=1
     )
     self.assertIs(
-      adaptive_peers.derived_trainee(base, adaptive_peers.HypergradientTrainee), hd
+      trainee_lib.derived_trainee(base, adaptive_peers.HypergradientTrainee), hd
     )
     self.assertEqual(hd._train_loop.experimental_get_tracing_count(), 1)
     self.assertEqual(base.global_step, 0)  # The base trainee is not trained.

@@ -41,7 +41,6 @@ import itertools
 import math
 import numbers
 import types
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -283,45 +282,6 @@ class GradientNormRecordingTrainee(_DerivedTrainee):
     self._gradient_norms.assign(tf.zeros_like(self._gradient_norms))
 
 
-# Derived trainees per base trainee, so each compiles once and is reused across
-# seeds and learning rates. Weak keys: a cache entry dies with its trainee.
-_DERIVED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def derived_trainee(
-  trainee: trainee_lib.Trainee,
-  cls: type[_DerivedTrainee],
-  **kwargs: Any,
-) -> _DerivedTrainee:
-  """The cached `cls` trainee built from `trainee` (built on first use).
-
-  `trainee` itself is returned if it already is a `cls`. A cached
-  `GradientNormRecordingTrainee` is rebuilt if it has fewer than
-  `kwargs["max_steps"]` slots.
-
-  Args:
-    trainee: the base trainee (its model, optimizer and data are copied).
-    cls: `HypergradientTrainee` or `GradientNormRecordingTrainee`.
-    **kwargs: `cls.from_trainee` arguments used when (re)building.
-
-  Returns:
-    The derived trainee (its run state is whatever the last run left).
-  """
-  if isinstance(trainee, cls):
-    return trainee
-  cache = _DERIVED.setdefault(trainee, {})
-  derived = cache.get(cls)
-  too_small = (
-    derived is not None
-    and "max_steps" in kwargs
-    and derived.max_steps < int(kwargs["max_steps"])
-  )
-  if derived is None or too_small:
-    derived = cls.from_trainee(trainee, **kwargs)
-    cache[cls] = derived
-  return derived
-
-
 # ---------------------------------------------------------------------------
 # ReduceLROnPlateau.
 
@@ -437,7 +397,7 @@ def run_hypergradient(
     The `trainee_lib.run_training` dict; each history row's `lr` is the
     adapted rate of the chunk's last step.
   """
-  hd = derived_trainee(trainee, HypergradientTrainee)
+  hd = trainee_lib.derived_trainee(trainee, HypergradientTrainee)
   hd.hypergradient_lr = hypergradient_lr
   hd.min_learning_rate = min_learning_rate
   hd.reset(seed, initial_learning_rate)
@@ -607,7 +567,9 @@ def run_refined(
   num_steps = checks.integer("num_steps", num_steps, minimum=2)
   if smoothing_window is None:
     smoothing_window = default_smoothing_window(num_steps)
-  recorder = derived_trainee(trainee, GradientNormRecordingTrainee, max_steps=num_steps)
+  recorder = trainee_lib.derived_trainee(
+    trainee, GradientNormRecordingTrainee, max_steps=num_steps
+  )
   recorder.reset(
     seed,
     initial_learning_rate,
@@ -716,8 +678,7 @@ def run_peer(
 
   Fixed schedules, ReduceLROnPlateau and AutoLRS train `trainee` itself
   (reset with `seed`); hypergradient, refined and schedule_free train a
-  cached derived trainee with the same set-up (see `derived_trainee` and
-  `schedule_free.schedule_free_trainee`).
+  cached derived trainee with the same set-up (see `trainee.derived_trainee`).
 
   Args:
     name: one of `PEER_NAMES`.

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -368,20 +367,9 @@ class ScheduleFreeTrainee(trainee_lib.Trainee):
     super().reset(seed, learning_rate)
 
 
-# Schedule-free trainees per base trainee, so each compiles once and is reused
-# across seeds and rates. Weak keys: an entry dies with its trainee.
-_DERIVED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def schedule_free_trainee(trainee: trainee_lib.Trainee) -> ScheduleFreeTrainee:
   """The cached `ScheduleFreeTrainee` built from `trainee` (itself if it is one)."""
-  if isinstance(trainee, ScheduleFreeTrainee):
-    return trainee
-  derived = _DERIVED.get(trainee)
-  if derived is None:
-    derived = ScheduleFreeTrainee.from_trainee(trainee)
-    _DERIVED[trainee] = derived
-  return derived
+  return trainee_lib.derived_trainee(trainee, ScheduleFreeTrainee)
 
 
 @gin.configurable

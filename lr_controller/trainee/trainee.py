@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -497,6 +498,46 @@ class Trainee:
     self.step.assign(0)
     self.diverged = False
     self.best.clear()
+
+
+# Derived trainees per base trainee, so each compiles once and is reused across
+# seeds and learning rates. Weak keys: a cache entry dies with its trainee.
+_DERIVED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def derived_trainee(
+  trainee: Trainee,
+  cls: type[Trainee],
+  **kwargs: Any,
+) -> Trainee:
+  """The cached `cls` trainee built from `trainee` (built on first use).
+
+  `trainee` itself is returned if it already is a `cls`. A cached trainee
+  whose `max_steps` is below `kwargs["max_steps"]` is rebuilt (the refined
+  schedule's gradient-norm recorder has that many slots).
+
+  Args:
+    trainee: the base trainee (its model, optimizer and data are copied).
+    cls: a `Trainee` subclass (the peers' `HypergradientTrainee`,
+      `GradientNormRecordingTrainee`, `ScheduleFreeTrainee`).
+    **kwargs: `cls.from_trainee` arguments used when (re)building.
+
+  Returns:
+    The derived trainee (its run state is whatever the last run left).
+  """
+  if isinstance(trainee, cls):
+    return trainee
+  cache = _DERIVED.setdefault(trainee, {})
+  derived = cache.get(cls)
+  too_small = (
+    derived is not None
+    and "max_steps" in kwargs
+    and derived.max_steps < int(kwargs["max_steps"])
+  )
+  if derived is None or too_small:
+    derived = cls.from_trainee(trainee, **kwargs)
+    cache[cls] = derived
+  return derived
 
 
 @gin.configurable
