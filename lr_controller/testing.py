@@ -6,6 +6,21 @@ import numpy as np
 import tensorflow as tf
 
 from lr_controller.trainee import data as data_lib
+from lr_controller.trainee import trainee as trainee_lib
+
+# The keys of `trainee.run_training`'s result.
+RUN_KEYS = frozenset(
+  {
+    "test_loss",
+    "test_accuracy",
+    "best_step",
+    "best_val_loss",
+    "diverged",
+    "steps_done",
+    "seconds",
+    "history",
+  }
+)
 
 
 def tiny_data(
@@ -69,3 +84,27 @@ def tiny_data(
     num_classes=num_classes,
     num_examples={"train": num_train, "validation": num_validation, "test": num_test},
   )
+
+
+def tiny_trainee(
+  learning_rate: float = 0.05,
+  momentum: float = 0.0,
+  data: data_lib.Data | None = None,
+  seed: int = 0,
+) -> trainee_lib.Trainee:
+  """A `Trainee` of a tiny MLP (8x8x1 -> 16 ReLU -> 10 logits named "logits").
+
+  Args:
+    learning_rate, momentum: its SGD optimizer's.
+    data: its data; None: `tiny_data()`.
+    seed: seeds the model's initial weights.
+  """
+  tf.keras.utils.set_random_seed(seed)
+  inputs = tf.keras.Input((8, 8, 1))
+  x = tf.keras.layers.Flatten()(inputs)
+  x = tf.keras.layers.Dense(16, activation="relu")(x)
+  model = tf.keras.Model(inputs, tf.keras.layers.Dense(10, name="logits")(x))
+  optimizer = trainee_lib.make_optimizer(
+    "sgd", learning_rate=learning_rate, momentum=momentum
+  )
+  return trainee_lib.Trainee(model, optimizer, data or tiny_data())

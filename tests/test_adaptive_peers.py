@@ -11,31 +11,7 @@ from lr_controller.errors import UserError
 from lr_controller.judge import adaptive_peers, autolrs
 from lr_controller.trainee import trainee as trainee_lib
 
-RUN_KEYS = {
-  "test_loss",
-  "test_accuracy",
-  "best_step",
-  "best_val_loss",
-  "diverged",
-  "steps_done",
-  "seconds",
-  "history",
-}
 ROW_KEYS = {"step", "lr", "train_loss", "val_loss", "val_accuracy"}
-
-
-def _tiny_model(seed=0):
-  tf.keras.utils.set_random_seed(seed)
-  inputs = tf.keras.Input((8, 8, 1))
-  x = tf.keras.layers.Flatten()(inputs)
-  x = tf.keras.layers.Dense(16, activation="relu")(x)
-  outputs = tf.keras.layers.Dense(10, name="logits")(x)
-  return tf.keras.Model(inputs, outputs)
-
-
-def _trainee(lr=0.05, momentum=0.0, data=None):
-  optimizer = trainee_lib.make_optimizer("sgd", learning_rate=lr, momentum=momentum)
-  return trainee_lib.Trainee(_tiny_model(), optimizer, data or testing.tiny_data())
 
 
 def _one_batch_data():
@@ -126,7 +102,7 @@ class ReduceOnPlateauTest(parameterized.TestCase, tf.test.TestCase):
     # At lr 1e-6 the validation loss moves far less than min_delta per chunk:
     # evaluation 1 improves on inf, then every `patience` evaluations reduce.
     result = adaptive_peers.run_reduce_on_plateau(
-      _trainee(),
+      testing.tiny_trainee(),
       1e-6,
       num_steps=60,
       eval_interval=10,
@@ -136,7 +112,7 @@ class ReduceOnPlateauTest(parameterized.TestCase, tf.test.TestCase):
     )
     expected = [1e-6, 1e-6, 1e-6, 1e-7, 1e-7, 1e-8]
     self.assertAllClose([r["lr"] for r in result["history"]], expected, rtol=1e-5)
-    self.assertEqual(set(result), RUN_KEYS)
+    self.assertEqual(set(result), testing.RUN_KEYS)
     self.assertIsNotNone(result["test_loss"])
 
   def test_bad_factor(self):
@@ -152,7 +128,7 @@ class HypergradientTest(parameterized.TestCase, tf.test.TestCase):
     alpha0, beta = 0.05, 1e-3
     data = _one_batch_data()
     hd = adaptive_peers.HypergradientTrainee.from_trainee(
-      _trainee(momentum=momentum, data=data), hypergradient_lr=beta
+      testing.tiny_trainee(momentum=momentum, data=data), hypergradient_lr=beta
     )
     hd.reset(3, alpha0)
     images, labels = next(iter(data.train))
@@ -175,7 +151,7 @@ class HypergradientTest(parameterized.TestCase, tf.test.TestCase):
   def test_rate_stays_above_the_floor(self):
     data = _one_batch_data()
     hd = adaptive_peers.HypergradientTrainee.from_trainee(
-      _trainee(data=data), hypergradient_lr=1.0, min_learning_rate=1e-4
+      testing.tiny_trainee(data=data), hypergradient_lr=1.0, min_learning_rate=1e-4
     )
     hd.reset(0, 0.05)
     images, labels = next(iter(data.train))
@@ -197,7 +173,7 @@ class HypergradientTest(parameterized.TestCase, tf.test.TestCase):
     self.assertAllClose(hd.learning_rate, 0.05)
 
   def test_runs_reuse_the_cached_graph(self):
-    base = _trainee()
+    base = testing.tiny_trainee()
     first = adaptive_peers.run_hypergradient(
       base, 0.05, num_steps=20, hypergradient_lr=1e-3, seed=0
     )
@@ -251,7 +227,7 @@ class RefinedScheduleTest(parameterized.TestCase, tf.test.TestCase):
     lr = 0.1
     data = _one_batch_data()
     recorder = adaptive_peers.GradientNormRecordingTrainee.from_trainee(
-      _trainee(data=data), max_steps=3
+      testing.tiny_trainee(data=data), max_steps=3
     )
     recorder.reset(0, lr)
     images, labels = next(iter(data.train))
@@ -273,7 +249,7 @@ class PeersTest(parameterized.TestCase, tf.test.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.base = _trainee()
+    cls.base = testing.tiny_trainee()
 
   def test_names(self):
     self.assertEqual(tuple(adaptive_peers.PEERS), adaptive_peers.PEER_NAMES)
@@ -308,7 +284,7 @@ class PeersTest(parameterized.TestCase, tf.test.TestCase):
       evaluate_test=True,
     )
     extra = set(autolrs.EXTRA_KEYS) if name == "autolrs" else set()
-    self.assertEqual(set(result), RUN_KEYS | extra)
+    self.assertEqual(set(result), testing.RUN_KEYS | extra)
     self.assertFalse(result["diverged"])
     self.assertEqual(result["steps_done"], 20)
     self.assertEqual([r["step"] for r in result["history"]], [10, 20])

@@ -10,31 +10,6 @@ from lr_controller.judge import adaptive_peers, autolrs
 from lr_controller.trainee import toy_problems
 from lr_controller.trainee import trainee as trainee_lib
 
-RUN_KEYS = {
-  "test_loss",
-  "test_accuracy",
-  "best_step",
-  "best_val_loss",
-  "diverged",
-  "steps_done",
-  "seconds",
-  "history",
-}
-
-
-def _tiny_model(seed=0):
-  tf.keras.utils.set_random_seed(seed)
-  inputs = tf.keras.Input((8, 8, 1))
-  x = tf.keras.layers.Flatten()(inputs)
-  x = tf.keras.layers.Dense(16, activation="relu")(x)
-  outputs = tf.keras.layers.Dense(10, name="logits")(x)
-  return tf.keras.Model(inputs, outputs)
-
-
-def _trainee():
-  optimizer = trainee_lib.make_optimizer("sgd", learning_rate=0.05, momentum=0.9)
-  return trainee_lib.Trainee(_tiny_model(), optimizer, testing.tiny_data())
-
 
 def _expected_loss(trainee, theta, rate, num_steps):
   """E[L(theta_T)] of constant-rate SGD on the noisy quadratic, in closed form.
@@ -137,7 +112,7 @@ class ForecastTest(parameterized.TestCase, tf.test.TestCase):
 
 class SnapshotTest(tf.test.TestCase):
   def test_keras_trainee_round_trip(self):
-    trainee = _trainee()
+    trainee = testing.tiny_trainee(momentum=0.9)
     trainee.reset(0, 0.05)
     trainee.train(3)
     snapshot = autolrs.take_snapshot(trainee)
@@ -246,7 +221,7 @@ class StageSearchTest(tf.test.TestCase):
 
 class PeerTest(tf.test.TestCase):
   def test_registered_peer_on_a_keras_trainee(self):
-    trainee = _trainee()
+    trainee = testing.tiny_trainee(momentum=0.9)
     runs = [
       adaptive_peers.run_peer(
         "autolrs", trainee, 0.1, num_steps=40, eval_interval=10, seed=1
@@ -254,7 +229,7 @@ class PeerTest(tf.test.TestCase):
       for _ in range(2)
     ]
     result = runs[0]
-    self.assertEqual(set(result), RUN_KEYS | set(autolrs.EXTRA_KEYS))
+    self.assertEqual(set(result), testing.RUN_KEYS | set(autolrs.EXTRA_KEYS))
     self.assertEqual(result["steps_done"], 40)
     self.assertEqual(trainee.global_step, 40)  # Trials are not counted.
     self.assertEqual([r["step"] for r in result["history"]], [10, 20, 30, 40])

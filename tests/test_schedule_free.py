@@ -7,32 +7,6 @@ from absl.testing import parameterized
 from lr_controller import testing
 from lr_controller.errors import UserError
 from lr_controller.judge import schedule_free
-from lr_controller.trainee import trainee as trainee_lib
-
-RUN_KEYS = {
-  "test_loss",
-  "test_accuracy",
-  "best_step",
-  "best_val_loss",
-  "diverged",
-  "steps_done",
-  "seconds",
-  "history",
-}
-
-
-def _tiny_model(seed=0):
-  tf.keras.utils.set_random_seed(seed)
-  inputs = tf.keras.Input((8, 8, 1))
-  x = tf.keras.layers.Flatten()(inputs)
-  x = tf.keras.layers.Dense(16, activation="relu")(x)
-  outputs = tf.keras.layers.Dense(10, name="logits")(x)
-  return tf.keras.Model(inputs, outputs)
-
-
-def _trainee():
-  optimizer = trainee_lib.make_optimizer("sgd", learning_rate=0.05, momentum=0.9)
-  return trainee_lib.Trainee(_tiny_model(), optimizer, testing.tiny_data())
 
 
 def _mean_validation_loss(model, data):
@@ -139,7 +113,7 @@ class ScheduleFreeTraineeTest(tf.test.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.base = _trainee()
+    cls.base = testing.tiny_trainee(momentum=0.9)
 
   def test_validation_and_best_checkpoint_use_x(self):
     sf = schedule_free.ScheduleFreeTrainee.from_trainee(self.base, warmup_steps=2)
@@ -181,7 +155,7 @@ class ScheduleFreeTraineeTest(tf.test.TestCase):
     again = schedule_free.run_schedule_free(
       self.base, 0.1, num_steps=20, eval_interval=10, seed=3
     )
-    self.assertEqual(set(first), RUN_KEYS)
+    self.assertEqual(set(first), testing.RUN_KEYS)
     self.assertFalse(first["diverged"])
     self.assertEqual([r["step"] for r in first["history"]], [10, 20])
     self.assertEqual(other["steps_done"], 30)
