@@ -26,25 +26,25 @@ def integer(name: str, value: Any, minimum: int = 1) -> int:
   return int(value)
 
 
-def non_negative(name: str, value: Any) -> float:
-  """`value` as a float; UserError unless finite and >= 0."""
+def non_negative(name: str, value: Any, what: str = "a finite number >= 0") -> float:
+  """`value` as a float; UserError ("{name} must be {what}") unless finite and >= 0."""
   if (
     isinstance(value, bool)
     or not isinstance(value, numbers.Real)
     or not math.isfinite(float(value))
     or float(value) < 0
   ):
-    raise UserError(f"{name} must be a finite number >= 0, got {value!r}")
+    raise UserError(f"{name} must be {what}, got {value!r}")
   return float(value)
 
 
-def positive(name: str, value: Any) -> float:
-  """`value` as a float; UserError unless finite and > 0."""
+def positive(name: str, value: Any, what: str = "a finite number > 0") -> float:
+  """`value` as a float; UserError ("{name} must be {what}") unless finite and > 0."""
   if (
     isinstance(value, bool)
     or not isinstance(value, numbers.Real)
     or not math.isfinite(float(value))
     or float(value) <= 0
   ):
-    raise UserError(f"{name} must be a finite number > 0, got {value!r}")
+    raise UserError(f"{name} must be {what}, got {value!r}")
   return float(value)

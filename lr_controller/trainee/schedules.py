@@ -46,6 +46,7 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from lr_controller import checks
 from lr_controller.errors import UserError
 
 LearningRateSchedule = tf.keras.optimizers.schedules.LearningRateSchedule
@@ -67,27 +68,11 @@ def _number(name: str, value: Any) -> float:
 
 def _learning_rate(name: str, value: Any) -> float:
   """A positive finite learning rate."""
-  if (
-    isinstance(value, bool)
-    or not isinstance(value, numbers.Real)
-    or not math.isfinite(float(value))
-    or float(value) <= 0
-  ):
-    raise UserError(f"{name} must be a positive finite learning rate, got {value!r}")
-  return float(value)
+  return checks.positive(name, value, "a positive finite learning rate")
 
 
 def _non_negative_learning_rate(name: str, value: Any) -> float:
-  if (
-    isinstance(value, bool)
-    or not isinstance(value, numbers.Real)
-    or not math.isfinite(float(value))
-    or float(value) < 0
-  ):
-    raise UserError(
-      f"{name} must be a non-negative finite learning rate, got {value!r}"
-    )
-  return float(value)
+  return checks.non_negative(name, value, "a non-negative finite learning rate")
 
 
 def _positive(name: str, value: Any) -> float:
@@ -99,14 +84,7 @@ def _positive(name: str, value: Any) -> float:
 
 def _positive_steps(name: str, value: Any) -> float:
   """A positive (possibly fractional) number of steps."""
-  if (
-    isinstance(value, bool)
-    or not isinstance(value, numbers.Real)
-    or not math.isfinite(float(value))
-    or float(value) <= 0
-  ):
-    raise UserError(f"{name} must be a positive number of steps, got {value!r}")
-  return float(value)
+  return checks.positive(name, value, "a positive number of steps")
 
 
 def _int_steps(name: str, value: Any, minimum: int) -> int:
