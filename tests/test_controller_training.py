@@ -17,6 +17,7 @@ import time
 import tensorflow as tf
 
 from lr_controller import constants
+from lr_controller import controller as controller_lib
 
 _ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 _TOY = [
@@ -166,14 +167,19 @@ class ControllerTrainingTest(tf.test.TestCase):
         ]
       ],
     }
-    rows, said = {}, {}
-    for name, invocations in runs.items():
+
+    def run(name):
       root = os.path.join(tmp, name)
-      for flags in invocations:
+      for flags in runs[name]:
         result = _run(root, *_TOY, "--seed=3", *flags)
         self.assertEqual(result.returncode, 0, result.stderr[-2000:])
-        said[name] = result.stdout
-      rows[name] = _episodes(root)
+      return result.stdout, _episodes(root)
+
+    # Two commands at a time (2 cores).
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+      done = dict(zip(runs, pool.map(run, runs)))
+    said = {name: stdout for name, (stdout, _) in done.items()}
+    rows = {name: episodes for name, (_, episodes) in done.items()}
     self.assertIn("resuming from episode 2", said["resumed"])
 
     def key(name):
@@ -188,6 +194,33 @@ class ControllerTrainingTest(tf.test.TestCase):
     # sequence of factors in every episode of a run).
     first_factors = {tuple(r["learning_rates"][:3]) for r in rows["a"]}
     self.assertLen(first_factors, 4)
+
+    # Every judged policy is kept (last_policy_NNNNNN), and greedy_policy is
+    # the judged one with the lowest selection score.
+    root = os.path.join(tmp, "exports")
+    policies = os.path.join(root, constants.POLICIES_DIR)
+    self.assertEqual(
+      sorted(os.listdir(policies)),
+      [
+        constants.GREEDY_POLICY_DIR,
+        constants.GREEDY_POLICY_DIR + "_000002",
+        constants.LAST_POLICY_DIR,
+        constants.LAST_POLICY_DIR + "_000002",
+      ],
+    )
+    with open(os.path.join(root, constants.SELECTION_JSONL)) as f:
+      selections = [json.loads(line) for line in f]
+    self.assertEqual([s["episodes"] for s in selections], [2, 4])
+    best = min(selections, key=lambda s: s["mean_best_val_loss"])["episodes"]
+
+    def episodes_of(name):
+      return controller_lib.load_policy(os.path.join(policies, name)).metadata[
+        "episodes"
+      ]
+
+    self.assertEqual(episodes_of(constants.LAST_POLICY_DIR + "_000002"), 2)
+    self.assertEqual(episodes_of(constants.LAST_POLICY_DIR), 4)
+    self.assertEqual(episodes_of(constants.GREEDY_POLICY_DIR), best)
 
   def test_parallel_environments_train_on_every_episode_once(self):
     root = self.create_tempdir().full_path

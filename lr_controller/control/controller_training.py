@@ -19,6 +19,8 @@ collect policy, train PPO on it, clear the on-policy data, repeat (paper:
                              validation loss on the validation trainees
                              (`selection`); what users and `evaluate` load
     policies/greedy_policy_000050 ...  greedy_policy as it was at episode 50...
+    policies/last_policy_000050 ...    every policy selection judged, to judge
+                             again (e.g. on more validation trainees)
 
 Where episodes come from is pluggable (a *collector*): one in-process
 environment (the default, the paper's loop); `num_parallel_envs` environments
@@ -402,6 +404,7 @@ def train_controller(
             io_utils.copy_dir(last_policy_dir, policy_dir)
           if episode < num_episodes:
             io_utils.copy_dir(policy_dir, f"{policy_dir}_{episode:06d}")
+            io_utils.copy_dir(last_policy_dir, f"{last_policy_dir}_{episode:06d}")
           row = {
             "episodes": episode,
             "mean_best_val_loss": score,
