@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # lr_controller's one entry point.
 #   ./run.sh            set up .venv if needed, then run the main job on the embedded digits data
-#   ./run.sh test [ARGS] set up, then run the test suite (extra ARGS go to pytest);
+#   ./run.sh test [ARGS] set up, then run the test suite, two processes at a time
+#                       (LRC_TEST_WORKERS=n to change; extra ARGS go to pytest alone);
 #                       without ARGS, then also the callback on Keras 3 (scripts/check_keras3.sh)
 #   ./run.sh distributed [FLAGS]  the Reverb actor-learner layout on localhost
 #   ./run.sh setup      set up only
@@ -62,7 +63,9 @@ case "$cmd" in
       exec "$VENV/bin/python" -m pytest "$@"
     fi
     status=0
-    "$VENV/bin/python" -m pytest || status=$?
+    # Two test processes (pytest-xdist), one per core; a worker takes the next
+    # test when it is free, so the long end-to-end tests do not queue.
+    "$VENV/bin/python" -m pytest -n "${LRC_TEST_WORKERS:-2}" --dist worksteal || status=$?
     # The callback as users run it: the newest TensorFlow (Keras 3), no extras.
     scripts/check_keras3.sh || status=$?
     exit "$status"

@@ -44,7 +44,7 @@ setuptools.setup(
   install_requires=CALLBACK_REQUIRES,
   extras_require={
     "train": TRAIN_REQUIRES,
-    "test": ["pytest==9.2.0", "ruff==0.17.6"],
+    "test": ["pytest==9.2.0", "pytest-xdist==3.8.0", "ruff==0.17.6"],
   },
   entry_points={
     "console_scripts": [

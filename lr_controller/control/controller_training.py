@@ -173,7 +173,7 @@ def train_controller(
   num_episodes: int = 1000,
   episodes_per_update: int | None = None,
   export_interval: int = 50,
-  selection_runs: int = 5,
+  selection_runs: int = 20,
   num_parallel_envs: int = 1,
   say: Callable[[str], None] = print,
   collector_fn: Callable[..., Collector] | None = None,
@@ -189,11 +189,14 @@ def train_controller(
     export_interval: every this many episodes (0: only at the end), run the
       greedy policy on `selection_runs` validation trainees, export it to
       `policies/last_policy`, and to `policies/greedy_policy` if its mean best
-      validation loss is the lowest so far; a numbered copy of greedy_policy
-      records what a run stopped there would give.
+      validation loss is the lowest so far; numbered copies of greedy_policy
+      and last_policy record what a run stopped there would give and what
+      the selection judged.
     selection_runs: validation trainees per selection (their seeds are
       `selection.selection_episodes`, apart from training and evaluation
       seeds); 0 exports every policy as greedy_policy without selection.
+      With 5, occasional failed runs went unseen and the selection chose
+      worse policies (docs/experiments.md, round 6).
     num_parallel_envs: environments stepped in parallel processes, one
       episode each at a time; `episodes_per_update` must be a multiple of it.
       1 (default) collects in this process.
