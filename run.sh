@@ -63,9 +63,9 @@ case "$cmd" in
       exec "$VENV/bin/python" -m pytest "$@"
     fi
     status=0
-    # Two test processes (pytest-xdist), one per core; a worker takes the next
-    # test when it is free, so the long end-to-end tests do not queue.
-    "$VENV/bin/python" -m pytest -n "${LRC_TEST_WORKERS:-2}" --dist worksteal || status=$?
+    # Two test processes (pytest-xdist), one per core. A test class goes to one
+    # worker whole, so a class's shared set-up (setUpClass) runs once.
+    "$VENV/bin/python" -m pytest -n "${LRC_TEST_WORKERS:-2}" --dist loadscope || status=$?
     # The callback as users run it: the newest TensorFlow (Keras 3), no extras.
     scripts/check_keras3.sh || status=$?
     exit "$status"

@@ -46,9 +46,16 @@ class CostsTest(tf.test.TestCase):
     # Exported after 2 episodes: 2 x (100 + 100) steps, one selection.
     self.assertEqual(
       costs.controller_training_cost(root, 2),
-      {"what": "2 training episodes", "runs": 2, "steps": 900, "seconds": 4.0},
+      {
+        "what": "2 training episodes and 1 selection",
+        "runs": 2,
+        "steps": 900,
+        "seconds": 4.0,
+      },
     )
-    self.assertEqual(costs.controller_training_cost(root, 4)["steps"], 1600)
+    whole = costs.controller_training_cost(root, 4)
+    self.assertEqual(whole["steps"], 1600)
+    self.assertEqual(whole["what"], "4 training episodes and 2 selections")
 
   def test_the_chosen_policy_cost_the_whole_run_and_a_stopped_one_its_part(self):
     root = self.create_tempdir().full_path

@@ -164,7 +164,7 @@ class EvaluationTest(tf.test.TestCase):
       controller_root = os.path.join(cls.scratch, "controller")
       os.makedirs(controller_root)
       trained = controller_training.train_controller(
-        controller_root, seed=0, num_episodes=1, say=_quiet
+        controller_root, seed=0, num_episodes=1, selection_runs=2, say=_quiet
       )
       cls.policy_dir = trained["policy_dir"]
 
@@ -258,11 +258,11 @@ class EvaluationTest(tf.test.TestCase):
       setup = methods[peer]["cost"]["setup"]
       self.assertEqual(setup["runs"], len(PEER_LEARNING_RATES))
       self.assertGreater(setup["steps"], 0)
-    # One training episode of 20 steps, then one selection on the validation
-    # trainees (digits.gin: 5) at the end.
+    # One training episode of 20 steps, then one selection on 2 validation
+    # trainees at the end.
     controller = methods[evaluation.CONTROLLER]["cost"]["setup"]
     self.assertEqual(controller["runs"], 1)
-    self.assertEqual(controller["steps"], 20 + 5 * 20)
+    self.assertEqual(controller["steps"], 20 + 2 * 20)
     self.assertGreater(controller["seconds"], 0)
     for method in methods.values():
       per_run = method["cost"]["per_run"]

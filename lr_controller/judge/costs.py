@@ -88,14 +88,19 @@ def controller_training_cost(root_dir: str, episodes: float) -> dict:
   steps = sum(
     int(r.get("steps") or 0) + int(r.get("reference_steps") or 0) for r in rows
   )
-  seconds = []
+  seconds, selections = [], 0
   for name in (constants.UPDATES_JSONL, constants.SELECTION_JSONL):
     for r in io_utils.read_jsonl(os.path.join(root_dir, name)):
       if r["episodes"] <= episodes:
         seconds.append(r.get("seconds"))
         steps += int(r.get("steps") or 0)
+        if name == constants.SELECTION_JSONL and r.get("steps"):
+          selections += 1  # A selection that ran validation trainees.
+  what = f"{len(rows)} training episodes"
+  if selections:
+    what += f" and {selections} selection{'s' if selections > 1 else ''}"
   return {
-    "what": f"{len(rows)} training episodes",
+    "what": what,
     "runs": len(rows),
     "steps": steps,
     "seconds": _total(seconds),
