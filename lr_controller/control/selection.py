@@ -15,6 +15,7 @@ seeds (`evaluation.EVAL_SEED_OFFSET + i`). Only validation losses are read.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -36,6 +37,17 @@ def score(infos: list[dict]) -> float:
   ):
     return math.inf
   return float(np.mean(losses))
+
+
+def kept_episode(scores: Mapping[int, float]) -> int:
+  """The episode whose policy a selection keeps, given each judged episode's score.
+
+  The lowest score; on a tie the earliest, as `train_controller` replaces
+  the kept policy only with a strictly better one.
+  """
+  if not scores:
+    raise ValueError("no scores to choose from")
+  return min(sorted(scores), key=lambda episode: scores[episode])
 
 
 def run_greedy_policy(
