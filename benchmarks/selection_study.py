@@ -42,12 +42,11 @@ flags.DEFINE_multi_string(
 flags.DEFINE_list("selection_runs", ["5", "10", "20"], "Selection sizes n to compare.")
 flags.DEFINE_integer("judge_runs", 30, "Validation trainees of set B.")
 flags.DEFINE_integer("judge_offset", 950_000, "Episode index of set B's first trainee.")
+flags.DEFINE_float(
+  "bad_run_loss", 0.3, "A run whose best validation loss stays above this is bad."
+)
 flags.DEFINE_string("output", None, "Optional JSON file for the results.")
 FLAGS = flags.FLAGS
-
-CHANCE_VAL_LOSS = (
-  1.0  # Digits: a run whose best validation loss stays above this failed.
-)
 
 
 def _say(text: str) -> None:
@@ -69,10 +68,10 @@ def _parse_run(text: str) -> tuple[str, int]:
   return root, int(seed)
 
 
-def _failed(run: dict) -> bool:
-  """A run that diverged or never got below chance level."""
+def _bad(run: dict) -> bool:
+  """A run that diverged or whose best validation loss stayed above --bad_run_loss."""
   best = run["best_val_loss"]
-  return bool(run["diverged"]) or best is None or not best < CHANCE_VAL_LOSS
+  return bool(run["diverged"]) or best is None or not best < FLAGS.bad_run_loss
 
 
 def judged_policies(root: str) -> dict[int, str]:
@@ -103,6 +102,16 @@ def _judge_run(root: str, seed: int, sizes: list[int]) -> dict:
   from lr_controller.judge import method_runs
 
   gin_utils.parse_gin([os.path.join(root, "operative_config.gin")], finalize=False)
+  # Set B must lie past every trainee this run's own selection saw.
+  seen = max(*sizes, gin.query_parameter("train_controller.selection_runs"))
+  first_free = selection.SELECTION_EPISODE_OFFSET + seen
+  if FLAGS.judge_offset < first_free or (
+    FLAGS.judge_offset + FLAGS.judge_runs > env_lib.SEED_STRIDE
+  ):
+    _fail(
+      f"set B (episodes {FLAGS.judge_offset}...) must lie in [{first_free}, "
+      f"{env_lib.SEED_STRIDE}): past the {seen} trainees the selection of {root} saw"
+    )
   policies = judged_policies(root)
   if not policies:
     _fail(f"{root} holds no judged policies (policies/last_policy_NNNNNN)")
@@ -127,7 +136,7 @@ def _judge_run(root: str, seed: int, sizes: list[int]) -> dict:
       **{f"A{n}": selection.score(runs["A"][:n]) for n in sizes},
       "B": selection.score(runs["B"]),
       "B_losses": [r["best_val_loss"] for r in runs["B"]],
-      "B_failed": sum(_failed(r) for r in runs["B"]),
+      "B_bad": sum(_bad(r) for r in runs["B"]),
     }
     _say(
       f"  {root} episode {episodes}: set A (first {max(sizes)}) "
@@ -142,11 +151,16 @@ def _judge_run(root: str, seed: int, sizes: list[int]) -> dict:
 
 
 def _table(result: dict, sizes: list[int]) -> str:
-  head = ["episode", *[f"set A, first {n}" for n in sizes], "set B", "set B failed"]
+  head = [
+    "episode",
+    *[f"set A, first {n}" for n in sizes],
+    "set B",
+    f"set B runs above {FLAGS.bad_run_loss:g}",
+  ]
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   for episodes, row in result["policies"].items():
     cells = [str(episodes), *[f"{row[f'A{n}']:.4f}" for n in sizes]]
-    cells += [f"{row['B']:.4f}", str(row["B_failed"])]
+    cells += [f"{row['B']:.4f}", str(row["B_bad"])]
     lines.append("| " + " | ".join(cells) + " |")
   for n in sizes:
     e = result["kept"][n]
@@ -154,6 +168,19 @@ def _table(result: dict, sizes: list[int]) -> str:
       f"selection on {n}: keeps episode {e}, set B {result['policies'][e]['B']:.4f}"
     )
   return "\n".join(lines)
+
+
+def _jsonable(value):
+  """String keys, and None for a non-finite score (JSON has no inf)."""
+  from lr_controller import io_utils
+
+  if isinstance(value, dict):
+    return {str(k): _jsonable(v) for k, v in value.items()}
+  if isinstance(value, list):
+    return [_jsonable(v) for v in value]
+  if isinstance(value, float):
+    return io_utils.finite_or_none(value)
+  return value
 
 
 def main(argv):
@@ -165,19 +192,8 @@ def main(argv):
     sizes = sorted({int(n) for n in FLAGS.selection_runs})
   except ValueError:
     _fail(f"--selection_runs must be integers, got {FLAGS.selection_runs}")
-  from lr_controller.control import env as env_lib
-  from lr_controller.control import selection
-
-  first_free = selection.SELECTION_EPISODE_OFFSET + max(sizes)
-  if sizes[0] < 1 or FLAGS.judge_runs < 1:
+  if not sizes or sizes[0] < 1 or FLAGS.judge_runs < 1:
     _fail("--selection_runs and --judge_runs must be positive")
-  if FLAGS.judge_offset < first_free or (
-    FLAGS.judge_offset + FLAGS.judge_runs > env_lib.SEED_STRIDE
-  ):
-    _fail(
-      f"set B (episodes {FLAGS.judge_offset}...) must lie in [{first_free}, "
-      f"{env_lib.SEED_STRIDE}), past the selection's trainees"
-    )
   runs = [_parse_run(text) for text in FLAGS.run]
   results = []
   for root, seed in runs:
@@ -193,7 +209,11 @@ def main(argv):
     )
   if FLAGS.output:
     with open(FLAGS.output, "w") as f:
-      json.dump(results, f, indent=1)
+      # "kept" names episodes as the keys of "policies" do: as strings.
+      written = [
+        {**r, "kept": {n: str(e) for n, e in r["kept"].items()}} for r in results
+      ]
+      json.dump(_jsonable(written), f, indent=1, allow_nan=False)
     _say(f"written: {FLAGS.output}")
 
 

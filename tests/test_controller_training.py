@@ -206,6 +206,7 @@ class ControllerTrainingTest(tf.test.TestCase):
         constants.GREEDY_POLICY_DIR + "_000002",
         constants.LAST_POLICY_DIR,
         constants.LAST_POLICY_DIR + "_000002",
+        constants.LAST_POLICY_DIR + "_000004",
       ],
     )
     with open(os.path.join(root, constants.SELECTION_JSONL)) as f:
@@ -220,6 +221,7 @@ class ControllerTrainingTest(tf.test.TestCase):
 
     self.assertEqual(episodes_of(constants.LAST_POLICY_DIR + "_000002"), 2)
     self.assertEqual(episodes_of(constants.LAST_POLICY_DIR), 4)
+    self.assertEqual(episodes_of(constants.LAST_POLICY_DIR + "_000004"), 4)
     self.assertEqual(episodes_of(constants.GREEDY_POLICY_DIR), best)
 
   def test_parallel_environments_train_on_every_episode_once(self):

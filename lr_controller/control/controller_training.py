@@ -407,7 +407,8 @@ def train_controller(
             io_utils.copy_dir(last_policy_dir, policy_dir)
           if episode < num_episodes:
             io_utils.copy_dir(policy_dir, f"{policy_dir}_{episode:06d}")
-            io_utils.copy_dir(last_policy_dir, f"{last_policy_dir}_{episode:06d}")
+          # Also the last one: a run continued later overwrites last_policy.
+          io_utils.copy_dir(last_policy_dir, f"{last_policy_dir}_{episode:06d}")
           row = {
             "episodes": episode,
             "mean_best_val_loss": score,
