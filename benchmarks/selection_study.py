@@ -28,13 +28,14 @@ Prints a table per run and a summary; --output writes the results as JSON.
 from __future__ import annotations
 
 import glob
-import json
 import os
 import re
 import sys
 
 import numpy as np
 from absl import app, flags, logging
+
+from lr_controller import io_utils
 
 flags.DEFINE_multi_string(
   "run", [], "ROOT:SEED of a train_controller run (repeatable)."
@@ -172,8 +173,6 @@ def _table(result: dict, sizes: list[int]) -> str:
 
 def _jsonable(value):
   """String keys, and None for a non-finite score (JSON has no inf)."""
-  from lr_controller import io_utils
-
   if isinstance(value, dict):
     return {str(k): _jsonable(v) for k, v in value.items()}
   if isinstance(value, list):
@@ -194,6 +193,8 @@ def main(argv):
     _fail(f"--selection_runs must be integers, got {FLAGS.selection_runs}")
   if not sizes or sizes[0] < 1 or FLAGS.judge_runs < 1:
     _fail("--selection_runs and --judge_runs must be positive")
+  if FLAGS.output and not os.path.isdir(os.path.dirname(os.path.abspath(FLAGS.output))):
+    _fail(f"--output={FLAGS.output}: its directory does not exist")
   runs = [_parse_run(text) for text in FLAGS.run]
   results = []
   for root, seed in runs:
@@ -208,12 +209,11 @@ def main(argv):
       f"  selection on {n}: {np.mean(values):.4f}  ({', '.join(f'{v:.4f}' for v in values)})"
     )
   if FLAGS.output:
-    with open(FLAGS.output, "w") as f:
-      # "kept" names episodes as the keys of "policies" do: as strings.
-      written = [
-        {**r, "kept": {n: str(e) for n, e in r["kept"].items()}} for r in results
-      ]
-      json.dump(_jsonable(written), f, indent=1, allow_nan=False)
+    # "kept" names episodes as the keys of "policies" do: as strings.
+    written = [
+      {**r, "kept": {n: str(e) for n, e in r["kept"].items()}} for r in results
+    ]
+    io_utils.write_json(FLAGS.output, _jsonable(written))
     _say(f"written: {FLAGS.output}")
 
 
