@@ -271,8 +271,7 @@ class EndToEndTest(tf.test.TestCase):
         errors = [line for line in lines if line.startswith("error: ")]
         self.assertLen(errors, 1, (name, lines[-5:]))
         self.assertIn("Reverb server", errors[0])
-        if name == "train":  # A collector's Reverb writer may log after it.
-          self.assertEqual(lines[-1], errors[0])
+        self.assertEqual(lines[-1], errors[0], name)
       # Restarting the layout resumes from the learner's checkpoint.
       server = self._start("reverb2", server_args)
       collectors = start_collectors("b")

@@ -2,8 +2,8 @@
 
 Each binary defines `main(argv)` and calls `cli.run(main)`. A bad flag (an
 unknown name, a value out of bounds) or a `UserError` raised anywhere below
-(gin file, data set, learning rate...) is printed as one line `error: ...` on
-stderr with exit status 2: no traceback.
+(gin file, data set, learning rate...) is printed as one line `error: ...`, the
+last line on stderr, with exit status 2: no traceback.
 """
 
 from __future__ import annotations
@@ -67,6 +67,23 @@ def say(message: str) -> None:
   print(message, flush=True)
 
 
+def _print_last_line(line: str) -> None:
+  """Prints `line` on stderr as the process's last output there.
+
+  Native threads (Reverb's gRPC writers, TensorFlow) may still log while the
+  process winds down after a fatal error; their stderr (fd 2) goes to
+  /dev/null first, so the one-line error stays the last line a user sees.
+  """
+  sys.stdout.flush()
+  sys.stderr.flush()
+  ours = os.dup(2)
+  devnull = os.open(os.devnull, os.O_WRONLY)
+  os.dup2(devnull, 2)
+  os.close(devnull)
+  os.write(ours, (line + "\n").encode())
+  os.close(ours)
+
+
 def _guarded(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
   def wrapper(argv: list[str]) -> None:
     if len(argv) > 1:
@@ -76,7 +93,7 @@ def _guarded(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
       main(argv)
     except UserError as e:
       # gin appends "In call to configurable ..." lines: keep the first one.
-      print(f"error: {first_line(e)}", file=sys.stderr)
+      _print_last_line(f"error: {first_line(e)}")
       sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
       print("interrupted", file=sys.stderr)
