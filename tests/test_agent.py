@@ -68,6 +68,42 @@ class AgentTest(tf.test.TestCase, parameterized.TestCase):
     self.assertTrue(any("actor_optimizer" in n for n in slot_names))
     self.assertTrue(any("critic_optimizer" in n for n in slot_names))
 
+  def test_actor_rate_decays_linearly_per_epoch_and_resumes_from_a_checkpoint(self):
+    tf.random.set_seed(0)
+    tf_env = _tf_env()
+
+    def make():
+      return agent_lib.create_agent(
+        tf_env.time_step_spec(),
+        tf_env.action_spec(),
+        actor_learning_rate=1e-3,
+        critic_learning_rate=5e-3,
+        actor_learning_rate_decay_steps=8,
+        num_epochs=2,
+      )
+
+    agent = make()
+    actor_adam = agent._optimizer.actor_optimizer
+    experience = _collect(agent, tf_env)
+    agent.train(experience)  # 2 epochs: 2 of the 8 decay steps.
+    self.assertEqual(int(actor_adam.iterations), 2)
+    path = tf.train.Checkpoint(agent=agent).save(
+      self.create_tempdir().full_path + "/ckpt"
+    )
+    resumed = make()
+    tf.train.Checkpoint(agent=resumed).restore(path).assert_existing_objects_matched()
+    self.assertEqual(int(resumed._optimizer.actor_optimizer.iterations), 2)
+    for _ in range(3):  # 6 more epochs: the decay is over.
+      resumed.train(experience)
+
+    def weights(network):
+      return [v.numpy().copy() for v in network.trainable_variables]
+
+    actor, critic = weights(resumed.actor_net), weights(resumed._value_net)
+    resumed.train(experience)
+    self.assertAllClose(actor, weights(resumed.actor_net))  # rate 0
+    self.assertNotAllClose(critic, weights(resumed._value_net))  # constant rate
+
   @parameterized.named_parameters(
     ("mlp", "mlp", "gaussian"),
     ("lstm", "lstm", "gaussian"),
@@ -141,6 +177,7 @@ class AgentTest(tf.test.TestCase, parameterized.TestCase):
       dict(actor_network="gru"),
       dict(hidden_units=0),
       dict(critic_learning_rate=0),
+      dict(actor_learning_rate_decay_steps=-1),
       dict(action_head="cauchy"),
       dict(action_head="beta", actor_network="lstm"),
     ):

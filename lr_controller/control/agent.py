@@ -89,14 +89,16 @@ class ActorCriticOptimizer(tf.Module):
   Args:
     actor_variables: the actor network's trainable variables; every other
       gradient goes to the critic's optimizer.
-    actor_learning_rate: Adam learning rate of the actor (paper: 1e-3).
+    actor_learning_rate: Adam learning rate of the actor (paper: 1e-3), or a
+      `tf.keras.optimizers.schedules.LearningRateSchedule` of its steps.
     critic_learning_rate: Adam learning rate of the critic (paper: 5e-3).
   """
 
   def __init__(
     self,
     actor_variables: Sequence[tf.Variable],
-    actor_learning_rate: float = 1e-3,
+    actor_learning_rate: float
+    | tf.keras.optimizers.schedules.LearningRateSchedule = 1e-3,
     critic_learning_rate: float = 5e-3,
   ):
     super().__init__(name="actor_critic_optimizer")
@@ -132,6 +134,7 @@ def create_agent(
   action_head: str = "gaussian",
   hidden_units: int = 32,
   actor_learning_rate: float = 1e-3,
+  actor_learning_rate_decay_steps: int = 0,
   critic_learning_rate: float = 5e-3,
   initial_action_stddev: float = 0.2,
   squash_mean: bool = True,
@@ -159,6 +162,10 @@ def create_agent(
       `initial_action_stddev` and `squash_mean` apply to the Gaussian.
     hidden_units: units of the hidden layer / LSTM (paper: 32).
     actor_learning_rate: Adam rate of the actor (paper: 1e-3).
+    actor_learning_rate_decay_steps: if positive, the actor's rate decays
+      linearly to 0 over this many of its Adam steps (one per PPO epoch:
+      updates x num_epochs), as PPO anneals it (Schulman et al. 2017, Atari);
+      0 keeps it constant.
     critic_learning_rate: Adam rate of the critic (paper: 5e-3).
     initial_action_stddev: initial standard deviation of the Gaussian policy
       (in units of log factor).
@@ -205,6 +212,11 @@ def create_agent(
   for name, value in (("actor", actor_learning_rate), ("critic", critic_learning_rate)):
     if not value > 0:
       raise UserError(f"{name}_learning_rate must be positive, got {value}")
+  if actor_learning_rate_decay_steps < 0:
+    raise UserError(
+      "actor_learning_rate_decay_steps must be 0 (constant) or positive, got "
+      f"{actor_learning_rate_decay_steps}"
+    )
   observation_spec = time_step_spec.observation
   # softplus(bias) is the initial stddev.
   std_bias = float(np.log(np.expm1(initial_action_stddev)))
@@ -266,8 +278,13 @@ def create_agent(
     )
   actor_net.create_variables()
   value_net.create_variables()
+  actor_rate = actor_learning_rate
+  if actor_learning_rate_decay_steps:
+    actor_rate = tf.keras.optimizers.schedules.PolynomialDecay(
+      actor_learning_rate, actor_learning_rate_decay_steps, end_learning_rate=0.0
+    )
   optimizer = ActorCriticOptimizer(
-    actor_net.trainable_variables, actor_learning_rate, critic_learning_rate
+    actor_net.trainable_variables, actor_rate, critic_learning_rate
   )
   if train_step_counter is None:
     train_step_counter = tf.Variable(
