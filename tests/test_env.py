@@ -337,6 +337,38 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
     with self.assertRaisesRegex(UserError, "reward_scale"):
       env_lib.LearningRateControlEnv(trainee_fn, reward_scale=0.0)
 
+  def test_best_log_improvement_rewards_telescope_to_the_log_of_the_best_loss(self):
+    def env_of(losses, **kwargs):
+      env = env_lib.LearningRateControlEnv(
+        lambda seed: _ScriptedTrainee(losses),
+        num_steps=40,
+        action_interval=10,
+        reward="best_log_val_loss_improvement",
+        reward_scale=0.5,
+        **kwargs,
+      )
+      env.reset()
+      return env
+
+    # Initial 2.0, then 1.0 (a new best), 1.5 (worse: 0), 0.5, 0.8.
+    env = env_of([2.0, 1.0, 1.5, 0.5, 0.8])
+    got = [float(env.step(np.float32(0.0)).reward) for _ in range(4)]
+    self.assertAllClose(got, [0.5 * math.log(2.0), 0.0, 0.5 * math.log(2.0), 0.0])
+    self.assertAllClose(env.last_episode["return"], 0.5 * math.log(2.0 / 0.5))
+    # A loss above the initial one is no progress either.
+    self.assertAllClose(
+      env_of([2.0, 2.5, 1.0, 1.0, 1.0]).step(np.float32(0.0)).reward, 0
+    )
+    # A diverged episode gives back all its progress: its return is 0.
+    diverged = env_of([2.0, 1.0, 0.5, 30.0, 1.0], max_val_loss_ratio=4.0)
+    while not diverged.step(np.float32(0.0)).is_last():
+      pass
+    self.assertTrue(diverged.last_episode["diverged"])
+    self.assertAllClose(diverged.last_episode["return"], 0.0, atol=1e-6)
+    reward = rewards.REWARDS["best_log_val_loss_improvement"]
+    self.assertAllClose(reward.fn(1.0, 0.25, None, 0.5), math.log(2.0))
+    self.assertAllClose(reward.penalty(2.0, 0.5, 3, None, 0.5), math.log(0.25))
+
   def test_episode_seeds_advance_and_reset_reuses_the_graph(self):
     env = _env()
     env.reset()

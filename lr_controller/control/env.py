@@ -241,6 +241,7 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     start = self._trainee.validate(keep_probabilities=True)
     self._initial_val_loss = start.loss
     self._val_loss = start.loss
+    self._best_val_loss = start.loss
     self._probabilities = start.probabilities
     self._episode_start = time.perf_counter()
     self._episode = {
@@ -295,6 +296,7 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
           previous_val,
           remaining,
           None if self._reference is None else self._reference[decision - 1 :],
+          self._best_val_loss,
         )
       self._episode["val_losses"].append(None)
       return self._end(self._reward_scale * reward, diverged=True)
@@ -306,8 +308,9 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
       else self._reference[len(self._episode["learning_rates"]) - 1]
     )
     reward = self._reward_scale * float(
-      self._reward.fn(previous_val, result.loss, reference)
+      self._reward.fn(previous_val, result.loss, reference, self._best_val_loss)
     )
+    self._best_val_loss = min(self._best_val_loss, result.loss)
     state = self._state(train_loss, result.probabilities, lr)
     self._probabilities = result.probabilities
     self._observation = self._observe(state)

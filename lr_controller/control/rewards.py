@@ -11,6 +11,16 @@ before and after the decision, selectable by name:
 | neg_log_val_loss     | -log(val_loss)                        | scale-free in the loss       |
 | val_loss_improvement | previous_val_loss - val_loss          | return = first - last loss   |
 | log_val_loss_vs_reference | log(reference_val_loss) - log(val_loss) | see below              |
+| best_log_val_loss_improvement | log(best_before) - log(best_after) | return = log(initial / best) |
+
+`best_log_val_loss_improvement` rewards each decision by how much it lowered
+the lowest validation loss so far (`best_before`: the lowest before the
+decision, the initial one included; `best_after`: after it), in log. The
+rewards telescope: an episode's return is log(initial / best validation
+loss), the log of what the evaluation judges (its checkpoint is the best
+validation one), while each decision still gets its share as it happens
+(a potential-based shaping of that final score, Ng et al. 1999). The
+area-under-the-curve rewards above also pay for getting low early.
 
 `log_val_loss_vs_reference` compares each decision's validation loss with a
 reference run on the same trainee seed and initial rate, which keeps that
@@ -42,13 +52,15 @@ class Reward:
   """A reward of one decision and the default divergence penalty.
 
   Attributes:
-    fn: `fn(previous_val_loss, val_loss, reference_val_loss)`; the reference
-      is the reference run's validation loss after the same decision (None
-      unless `needs_reference`).
-    penalty: `penalty(initial, previous, remaining, references)`: the last
-      reward of an episode that diverged with `remaining` decisions left
+    fn: `fn(previous_val_loss, val_loss, reference_val_loss, best_val_loss)`;
+      the reference is the reference run's validation loss after the same
+      decision (None unless `needs_reference`); `best_val_loss` is the lowest
+      validation loss before the decision, the initial one included.
+    penalty: `penalty(initial, previous, remaining, references, best)`: the
+      last reward of an episode that diverged with `remaining` decisions left
       (the diverging one included); `references` holds the reference's
-      validation losses of those decisions (None unless `needs_reference`).
+      validation losses of those decisions (None unless `needs_reference`);
+      `best` is the lowest validation loss before the diverging decision.
     description: one line.
     needs_reference: whether the environment must run the reference.
   """
@@ -65,29 +77,42 @@ def _safe_log(x: float) -> float:
 
 REWARDS: dict[str, Reward] = {
   "neg_val_loss": Reward(
-    fn=lambda prev, val, ref=None: -val,
-    penalty=lambda initial, prev, remaining, refs=None: -initial * remaining,
+    fn=lambda prev, val, ref=None, best=None: -val,
+    penalty=lambda initial, prev, remaining, refs=None, best=None: -initial * remaining,
     description="negated validation loss (the paper's)",
   ),
   "neg_log_val_loss": Reward(
-    fn=lambda prev, val, ref=None: -_safe_log(val),
-    penalty=lambda initial, prev, remaining, refs=None: -_safe_log(initial) * remaining,
+    fn=lambda prev, val, ref=None, best=None: -_safe_log(val),
+    penalty=lambda initial, prev, remaining, refs=None, best=None: (
+      -_safe_log(initial) * remaining
+    ),
     description="negated log validation loss",
   ),
   "val_loss_improvement": Reward(
-    fn=lambda prev, val, ref=None: prev - val,
+    fn=lambda prev, val, ref=None, best=None: prev - val,
     # Undoes all progress: the episode's return becomes 0 (initial - initial).
-    penalty=lambda initial, prev, remaining, refs=None: prev - initial,
+    penalty=lambda initial, prev, remaining, refs=None, best=None: prev - initial,
     description="decrease of the validation loss since the previous decision",
   ),
   "log_val_loss_vs_reference": Reward(
-    fn=lambda prev, val, ref: _safe_log(ref) - _safe_log(val),
-    penalty=lambda initial, prev, remaining, refs: sum(
+    fn=lambda prev, val, ref, best=None: _safe_log(ref) - _safe_log(val),
+    penalty=lambda initial, prev, remaining, refs, best=None: sum(
       _safe_log(r) - _safe_log(initial) for r in refs
     ),
     description="log validation loss of the constant-rate reference run on "
     "the same trainee minus the controller's",
     needs_reference=True,
+  ),
+  "best_log_val_loss_improvement": Reward(
+    fn=lambda prev, val, ref=None, best=None: (
+      _safe_log(best) - _safe_log(min(best, val))
+    ),
+    # Undoes all progress: the episode's return becomes 0.
+    penalty=lambda initial, prev, remaining, refs=None, best=None: (
+      _safe_log(best) - _safe_log(initial)
+    ),
+    description="decrease of the log of the lowest validation loss so far "
+    "(the return is log(initial / best))",
   ),
 }
 
