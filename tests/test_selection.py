@@ -23,6 +23,10 @@ class SelectionTest(tf.test.TestCase):
     self.assertEqual(selection.kept_episode({48: 0.2, 96: 0.1, 144: 0.3}), 96)
     self.assertEqual(selection.kept_episode({144: 0.1, 48: 0.1, 96: 0.2}), 48)
     self.assertEqual(selection.kept_episode({48: math.inf, 96: 0.5}), 96)
+    self.assertEqual(selection.kept_episode({48: math.inf, 96: math.inf}), 48)
+    self.assertTrue(selection.improves(0.1, 0.2))
+    self.assertFalse(selection.improves(0.2, 0.2))
+    self.assertTrue(selection.improves(0.5, math.inf))
     with self.assertRaises(ValueError):
       selection.kept_episode({})
 

@@ -400,7 +400,9 @@ def train_controller(
               i["steps"] + i.get("reference_steps", 0) for i in infos
             )
           chosen = bool(
-            score is None or score < best_score.numpy() or not os.path.isdir(policy_dir)
+            score is None
+            or selection.improves(score, float(best_score.numpy()))
+            or not os.path.isdir(policy_dir)
           )
           if chosen:
             best_score.assign(np.inf if score is None else score)

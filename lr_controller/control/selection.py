@@ -39,15 +39,29 @@ def score(infos: list[dict]) -> float:
   return float(np.mean(losses))
 
 
+def improves(score: float, kept_score: float) -> bool:
+  """Whether a policy scoring `score` replaces the kept one (`kept_score`).
+
+  Strictly lower only: on a tie the earlier policy stays. `train_controller`
+  applies this at each selection, `kept_episode` to a finished run's scores.
+  """
+  return score < kept_score
+
+
 def kept_episode(scores: Mapping[int, float]) -> int:
   """The episode whose policy a selection keeps, given each judged episode's score.
 
-  The lowest score; on a tie the earliest, as `train_controller` replaces
-  the kept policy only with a strictly better one.
+  The judged policies in order of episode, each replacing the kept one if it
+  `improves` on it: the lowest score, the earliest on a tie.
   """
   if not scores:
     raise ValueError("no scores to choose from")
-  return min(sorted(scores), key=lambda episode: scores[episode])
+  episodes = sorted(scores)
+  kept = episodes[0]
+  for episode in episodes[1:]:
+    if improves(scores[episode], scores[kept]):
+      kept = episode
+  return kept
 
 
 def run_greedy_policy(
