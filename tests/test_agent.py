@@ -87,6 +87,8 @@ class AgentTest(tf.test.TestCase, parameterized.TestCase):
     experience = _collect(agent, tf_env)
     agent.train(experience)  # 2 epochs: 2 of the 8 decay steps.
     self.assertEqual(int(actor_adam.iterations), 2)
+    # Keras reports the rate of its last step, the second: 1e-3 x (1 - 1/8).
+    self.assertAllClose(float(actor_adam.learning_rate), 1e-3 * 7 / 8)
     path = tf.train.Checkpoint(agent=agent).save(
       self.create_tempdir().full_path + "/ckpt"
     )

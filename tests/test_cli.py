@@ -1,4 +1,8 @@
-"""The binaries' error edge (`lr_controller.bin.cli`), run as a user runs a binary."""
+"""The binaries' error edge (`lr_controller.bin.cli`), run as a user runs a binary.
+
+A plain `unittest.TestCase`: the test starts a subprocess and needs nothing of
+TensorFlow's test utilities.
+"""
 
 from __future__ import annotations
 

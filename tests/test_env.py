@@ -359,15 +359,16 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllClose(
       env_of([2.0, 2.5, 1.0, 1.0, 1.0]).step(np.float32(0.0)).reward, 0
     )
-    # A diverged episode gives back all its progress: its return is 0.
-    diverged = env_of([2.0, 1.0, 0.5, 30.0, 1.0], max_val_loss_ratio=4.0)
+    # A diverged episode gives back all its progress, the best so far (0.5,
+    # not the previous 1.0): its return is 0.
+    diverged = env_of([2.0, 0.5, 1.0, 30.0, 1.0], max_val_loss_ratio=4.0)
     while not diverged.step(np.float32(0.0)).is_last():
       pass
     self.assertTrue(diverged.last_episode["diverged"])
     self.assertAllClose(diverged.last_episode["return"], 0.0, atol=1e-6)
     reward = rewards.REWARDS["best_log_val_loss_improvement"]
     self.assertAllClose(reward.fn(1.0, 0.25, None, 0.5), math.log(2.0))
-    self.assertAllClose(reward.penalty(2.0, 0.5, 3, None, 0.5), math.log(0.25))
+    self.assertAllClose(reward.penalty(2.0, 1.0, 3, None, 0.5), math.log(0.25))
 
   def test_episode_seeds_advance_and_reset_reuses_the_graph(self):
     env = _env()

@@ -87,7 +87,7 @@ def _print_last_line(line: str) -> None:
 def _guarded(main: Callable[[list[str]], None]) -> Callable[[list[str]], None]:
   def wrapper(argv: list[str]) -> None:
     if len(argv) > 1:
-      print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
+      _print_last_line(f"error: unexpected arguments: {' '.join(argv[1:])}")
       sys.exit(EXIT_USER_ERROR)
     try:
       main(argv)
@@ -110,7 +110,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
   try:
     return FLAGS(argv)
   except flags.Error as e:
-    print(f"error: {' '.join(str(e).split())} (see --help)", file=sys.stderr)
+    _print_last_line(f"error: {' '.join(str(e).split())} (see --help)")
     sys.exit(EXIT_USER_ERROR)
 
 

@@ -2,8 +2,9 @@
 
 The paper rewards each decision with the negated validation loss, so an
 episode's return is minus the area under the validation-loss curve. Users will
-want to try others; each reward is a pure function of the validation loss
-before and after the decision, selectable by name:
+want to try others; each reward is a pure function of the validation losses
+around the decision (before and after it, the lowest so far, a reference
+run's), selectable by name:
 
 | name                 | reward of one decision                | note                         |
 |----------------------|---------------------------------------|------------------------------|
@@ -16,11 +17,11 @@ before and after the decision, selectable by name:
 `best_log_val_loss_improvement` rewards each decision by how much it lowered
 the lowest validation loss so far (`best_before`: the lowest before the
 decision, the initial one included; `best_after`: after it), in log. The
-rewards telescope: an episode's return is log(initial / best validation
-loss), the log of what the evaluation judges (its checkpoint is the best
-validation one), while each decision still gets its share as it happens
-(a potential-based shaping of that final score, Ng et al. 1999). The
-area-under-the-curve rewards above also pay for getting low early.
+rewards telescope: the return of an episode that does not diverge is
+log(initial / best validation loss), the log of what the evaluation judges
+(its checkpoint is the best-validation one), while each decision is credited
+as it happens. The area-under-the-curve rewards above also pay for getting
+low early.
 
 `log_val_loss_vs_reference` compares each decision's validation loss with a
 reference run on the same trainee seed and initial rate, which keeps that
@@ -30,12 +31,16 @@ cancel out of the rewards, so what is left is the effect of the actions
 (a return of 0 means "as good as doing nothing"). It costs one more trainee
 run per new seed.
 
-A diverged run ends the episode. Its last reward is the penalty: by default
-(`divergence_penalty=None`), the reward of sitting at the initial (untrained)
-validation loss for every remaining decision, so that diverging early is never
-cheaper than training on (for the reference reward: sitting at the initial
-loss against the reference's remaining curve); an explicit number overrides
-it.
+A diverged run ends the episode. Its last reward is the penalty; by default
+(`divergence_penalty=None`) it depends on the reward:
+- the area rewards (`neg_val_loss`, `neg_log_val_loss`): the reward of sitting
+  at the initial (untrained) validation loss for every remaining decision, so
+  that diverging early is never cheaper than training on; for the reference
+  reward, sitting at the initial loss against the reference's remaining curve;
+- the improvement rewards (`val_loss_improvement`,
+  `best_log_val_loss_improvement`): all progress given back, so the episode's
+  return is 0.
+An explicit number overrides it.
 """
 
 from __future__ import annotations
@@ -104,11 +109,9 @@ REWARDS: dict[str, Reward] = {
     needs_reference=True,
   ),
   "best_log_val_loss_improvement": Reward(
-    fn=lambda prev, val, ref=None, best=None: (
-      _safe_log(best) - _safe_log(min(best, val))
-    ),
+    fn=lambda prev, val, ref, best: _safe_log(best) - _safe_log(min(best, val)),
     # Undoes all progress: the episode's return becomes 0.
-    penalty=lambda initial, prev, remaining, refs=None, best=None: (
+    penalty=lambda initial, prev, remaining, refs, best: (
       _safe_log(best) - _safe_log(initial)
     ),
     description="decrease of the log of the lowest validation loss so far "
