@@ -97,13 +97,17 @@ def _train_all(root: str) -> dict[int, str]:
 
 def _policies(controller_root: str) -> dict[str, str]:
   """Label -> policy dir: the copies at `--checkpoints` episodes, then the final."""
-  policies = os.path.join(controller_root, "policies")
+  from lr_controller import constants
+
+  greedy = os.path.join(
+    controller_root, constants.POLICIES_DIR, constants.GREEDY_POLICY_DIR
+  )
   out = {}
   for episodes in FLAGS.checkpoints:
-    path = os.path.join(policies, f"greedy_policy_{int(episodes):06d}")
+    path = constants.policy_copy(greedy, int(episodes))
     if os.path.isdir(path):
       out[str(int(episodes))] = path
-  out["final"] = os.path.join(policies, "greedy_policy")
+  out["final"] = greedy
   return out
 
 

@@ -27,9 +27,7 @@ Prints a table per run and a summary; --output writes the results as JSON.
 
 from __future__ import annotations
 
-import glob
 import os
-import re
 import sys
 
 import numpy as np
@@ -82,11 +80,10 @@ def judged_policies(root: str) -> dict[int, str]:
 
   policies = os.path.join(root, constants.POLICIES_DIR)
   found = {}
-  pattern = os.path.join(policies, constants.LAST_POLICY_DIR + "_*")
-  for path in glob.glob(pattern):
-    match = re.fullmatch(r".*_(\d{6})", path)
-    if match:
-      found[int(match.group(1))] = path
+  for name in os.listdir(policies) if os.path.isdir(policies) else []:
+    episode = constants.policy_copy_episode(name, constants.LAST_POLICY_DIR)
+    if episode is not None:
+      found[episode] = os.path.join(policies, name)
   last = os.path.join(policies, constants.LAST_POLICY_DIR)
   if os.path.isdir(last):
     found[int(controller_lib.load_policy(last).metadata["episodes"])] = last

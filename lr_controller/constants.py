@@ -23,3 +23,23 @@ RESULTS_CSV = "results.csv"  # One row per setting and method.
 REPORT_MD = "report.md"  # The tables (the paper's Tables 1 and 2).
 FIGURE1_PNG = "figure1_val_loss.png"  # Validation loss vs step (the paper's Fig. 1).
 FIGURE2_PNG = "figure2_lr_schedules.png"  # Learned schedules (the paper's Fig. 2).
+
+
+def policy_copy(policy_dir: str, episode: int) -> str:
+  """The copy of `policy_dir` (a name or path) as it was after `episode` episodes.
+
+  E.g. `policy_copy("greedy_policy", 48)` is "greedy_policy_000048".
+  """
+  return f"{policy_dir}_{episode:06d}"
+
+
+def policy_copy_episode(name: str, policy_dir: str) -> int | None:
+  """The episode of `name` if it is a `policy_copy` of `policy_dir`, else None."""
+  prefix, _, digits = name.rpartition("_")
+  if (
+    prefix == policy_dir
+    and digits.isdigit()
+    and name == policy_copy(prefix, int(digits))
+  ):
+    return int(digits)
+  return None

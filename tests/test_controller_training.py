@@ -223,6 +223,18 @@ class ControllerTrainingTest(tf.test.TestCase):
     self.assertEqual(episodes_of(constants.LAST_POLICY_DIR), 4)
     self.assertEqual(episodes_of(constants.LAST_POLICY_DIR + "_000004"), 4)
     self.assertEqual(episodes_of(constants.GREEDY_POLICY_DIR), best)
+    # The names read back to their episodes (what the selection study uses).
+    copies = {
+      name: constants.policy_copy_episode(name, constants.LAST_POLICY_DIR)
+      for name in os.listdir(policies)
+    }
+    self.assertEqual(
+      {name: e for name, e in copies.items() if e is not None},
+      {
+        constants.LAST_POLICY_DIR + "_000002": 2,
+        constants.LAST_POLICY_DIR + "_000004": 4,
+      },
+    )
 
   def test_parallel_environments_train_on_every_episode_once(self):
     root = self.create_tempdir().full_path

@@ -408,9 +408,11 @@ def train_controller(
             best_score.assign(np.inf if score is None else score)
             io_utils.copy_dir(last_policy_dir, policy_dir)
           if episode < num_episodes:
-            io_utils.copy_dir(policy_dir, f"{policy_dir}_{episode:06d}")
+            io_utils.copy_dir(policy_dir, constants.policy_copy(policy_dir, episode))
           # Also the last one: a run continued later overwrites last_policy.
-          io_utils.copy_dir(last_policy_dir, f"{last_policy_dir}_{episode:06d}")
+          io_utils.copy_dir(
+            last_policy_dir, constants.policy_copy(last_policy_dir, episode)
+          )
           row = {
             "episodes": episode,
             "mean_best_val_loss": score,
