@@ -180,6 +180,9 @@ class AgentTest(tf.test.TestCase, parameterized.TestCase):
       dict(hidden_units=0),
       dict(critic_learning_rate=0),
       dict(actor_learning_rate_decay_steps=-1),
+      dict(actor_learning_rate_decay_steps="x"),
+      dict(hidden_units="x"),
+      dict(actor_learning_rate=float("nan")),
       dict(action_head="cauchy"),
       dict(action_head="beta", actor_network="lstm"),
     ):

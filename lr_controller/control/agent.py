@@ -35,6 +35,7 @@ from tf_agents.networks import (
 )
 from tf_agents.utils import common
 
+from lr_controller import checks
 from lr_controller.errors import UserError
 
 ACTOR_NETWORKS = ("mlp", "lstm")
@@ -207,16 +208,12 @@ def create_agent(
       + ("discrete" if discrete else "continuous")
       + " actions"
     )
-  if hidden_units <= 0:
-    raise UserError(f"hidden_units must be positive, got {hidden_units}")
-  for name, value in (("actor", actor_learning_rate), ("critic", critic_learning_rate)):
-    if not value > 0:
-      raise UserError(f"{name}_learning_rate must be positive, got {value}")
-  if actor_learning_rate_decay_steps < 0:
-    raise UserError(
-      "actor_learning_rate_decay_steps must be 0 (constant) or positive, got "
-      f"{actor_learning_rate_decay_steps}"
-    )
+  hidden_units = checks.integer("hidden_units", hidden_units, 1)
+  actor_learning_rate = checks.positive("actor_learning_rate", actor_learning_rate)
+  critic_learning_rate = checks.positive("critic_learning_rate", critic_learning_rate)
+  actor_learning_rate_decay_steps = checks.integer(
+    "actor_learning_rate_decay_steps", actor_learning_rate_decay_steps, 0
+  )
   observation_spec = time_step_spec.observation
   # softplus(bias) is the initial stddev.
   std_bias = float(np.log(np.expm1(initial_action_stddev)))
