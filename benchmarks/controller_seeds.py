@@ -12,6 +12,17 @@ own cost, and twice it) are judged the same way.
   python benchmarks/controller_seeds.py                       # seeds 0 1 2, ~40 min on 2 cores
   python benchmarks/controller_seeds.py --seeds=0 --checkpoints=  # one seed, final only
 
+Fine-tuning (`train_controller.warm_start_dir`): with `--source_gin_bindings`,
+each seed first trains a source controller on the setting those bindings
+make (seed `--source_seed_offset` + seed, the source's default episodes),
+and the judged controller starts from its networks, e.g. 48 episodes on
+digits/SGD after a controller trained on digits/Adam:
+
+  python benchmarks/controller_seeds.py --root_dir=runs/fine_tune \
+      --source_gin_bindings="make_optimizer.name='adam'" \
+      --source_gin_bindings="create_environment.initial_learning_rates=[0.001]" \
+      --gin_bindings=train_controller.num_episodes=48 --checkpoints=
+
 Training runs as `train_controller` subprocesses, `--jobs` at a time, and
 resumes: re-running reuses finished training and evaluations. Prints one row
 per (episodes, controller seed) and a summary per episode count; writes
@@ -42,6 +53,15 @@ flags.DEFINE_multi_string(
   "gin_file", ["controller/digits.gin"], "Controller setting (repeatable)."
 )
 flags.DEFINE_multi_string("gin_bindings", [], "Extra gin bindings (all runs).")
+flags.DEFINE_multi_string(
+  "source_gin_bindings",
+  [],
+  "Warm start: bindings of the setting a source controller per seed trains "
+  "on first (after --gin_file); none: no warm start.",
+)
+flags.DEFINE_integer(
+  "source_seed_offset", 10, "A source controller's seed: this plus the seed."
+)
 FLAGS = flags.FLAGS
 
 CHANCE_TEST_LOSS = 1.0  # Digits: a run above this learned next to nothing.
@@ -51,19 +71,16 @@ def _say(text: str) -> None:
   print(text, flush=True)
 
 
-def _train_all(root: str) -> dict[int, str]:
-  """Trains (or resumes) one controller per seed; returns seed -> its root."""
-  roots = {
-    int(s): os.path.join(root, f"seed_{int(s)}", "controller") for s in FLAGS.seeds
-  }
-  pending = list(roots.items())
-  running: list[tuple[int, subprocess.Popen, object]] = []
+def _train(jobs: list[tuple[int, str, list[str]]]) -> None:
+  """Runs (or resumes) `train_controller` for (seed, root_dir, gin bindings) jobs."""
+  pending = list(jobs)
+  running: list[tuple[str, subprocess.Popen, object]] = []
   env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
   if FLAGS.jobs > 1:
     env.setdefault("TF_NUM_INTRAOP_THREADS", "1")
   while pending or running:
     while pending and len(running) < FLAGS.jobs:
-      seed, controller_root = pending.pop(0)
+      seed, controller_root, bindings = pending.pop(0)
       os.makedirs(controller_root, exist_ok=True)
       log = open(os.path.join(controller_root, "train.log"), "a")
       command = [
@@ -73,25 +90,58 @@ def _train_all(root: str) -> dict[int, str]:
         f"--root_dir={controller_root}",
         *[f"--gin_file={g}" for g in FLAGS.gin_file],
         f"--seed={seed}",
-        *[f"--gin_bindings={b}" for b in FLAGS.gin_bindings],
+        *[f"--gin_bindings={b}" for b in bindings],
       ]
-      _say(f"training controller seed {seed} (log: {log.name})")
+      _say(f"training {controller_root} (seed {seed}; log: {log.name})")
       running.append(
-        (seed, subprocess.Popen(command, stdout=log, stderr=log, env=env), log)
+        (
+          controller_root,
+          subprocess.Popen(command, stdout=log, stderr=log, env=env),
+          log,
+        )
       )
     time.sleep(5)
     for item in list(running):
-      seed, process, log = item
+      controller_root, process, log = item
       if process.poll() is None:
         continue
       running.remove(item)
       log.close()
       if process.returncode:
         raise SystemExit(
-          f"error: training controller seed {seed} failed (exit {process.returncode}); "
+          f"error: training {controller_root} failed (exit {process.returncode}); "
           f"see {log.name}"
         )
-      _say(f"controller seed {seed} trained")
+      _say(f"{controller_root} trained")
+
+
+def _train_all(root: str) -> dict[int, str]:
+  """Trains (or resumes) one controller per seed; returns seed -> its root.
+
+  With `--source_gin_bindings`, each seed's source controller first.
+  """
+  roots = {
+    int(s): os.path.join(root, f"seed_{int(s)}", "controller") for s in FLAGS.seeds
+  }
+  bindings = list(FLAGS.gin_bindings)
+  if FLAGS.source_gin_bindings:
+    sources = {seed: os.path.join(root, f"seed_{seed}", "source") for seed in roots}
+    _train(
+      [
+        (FLAGS.source_seed_offset + seed, source, FLAGS.source_gin_bindings)
+        for seed, source in sources.items()
+      ]
+    )
+    _train(
+      [
+        (seed, roots[seed], bindings + [f"train_controller.warm_start_dir={source!r}"])
+        for seed, source in sources.items()
+      ]
+    )
+  else:
+    _train(
+      [(seed, controller_root, bindings) for seed, controller_root in roots.items()]
+    )
   return roots
 
 
@@ -243,10 +293,17 @@ def _table(rows, step_decay, best_peer, peers) -> str:
   def ms(values):
     return f"{values[0]:.4f} ± {values[1]:.4f}"
 
-  lines = [
+  lines = []
+  if FLAGS.source_gin_bindings:
+    lines.append(
+      "warm-started from a controller per seed trained with "
+      f"{' '.join(FLAGS.source_gin_bindings)} (seed {FLAGS.source_seed_offset} + "
+      "seed); episodes below are the fine-tuning's"
+    )
+  lines.append(
     f"step decay (48-run grid): test loss {step_decay.mean():.4f} ± "
     f"{step_decay.std(ddof=1):.4f}"
-  ]
+  )
   if best_peer:
     peer = _test_losses(peers[best_peer])
     lines.append(

@@ -15,6 +15,7 @@ EVAL_DIR = "eval"
 EPISODES_JSONL = "episodes.jsonl"
 UPDATES_JSONL = "updates.jsonl"
 SELECTION_JSONL = "selection.jsonl"
+WARM_START_JSON = "warm_start.json"  # The run whose networks a run started from.
 
 # evaluate's outputs (lr_controller.judge.evaluation and lr_controller.judge.report).
 BASELINE_SEARCH_DIR = "baseline_search"  # The step-decay search evaluate runs itself.

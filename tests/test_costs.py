@@ -57,6 +57,43 @@ class CostsTest(tf.test.TestCase):
     self.assertEqual(whole["steps"], 1600)
     self.assertEqual(whole["what"], "4 training episodes and 2 selections")
 
+  def test_a_warm_started_run_adds_its_source_up_to_the_checkpoint(self):
+    source, target = (self.create_tempdir().full_path for _ in range(2))
+    for k in range(6):  # The source ran on after the checkpoint at 4.
+      io_utils.append_jsonl(
+        os.path.join(source, constants.EPISODES_JSONL), {"episode": k, "steps": 100}
+      )
+    for episodes in (4, 6):
+      io_utils.append_jsonl(
+        os.path.join(source, constants.SELECTION_JSONL),
+        {"episodes": episodes, "steps": 1000, "seconds": 2.0},
+      )
+    io_utils.append_jsonl(
+      os.path.join(target, constants.EPISODES_JSONL), {"episode": 0, "steps": 50}
+    )
+    io_utils.append_jsonl(
+      os.path.join(target, constants.UPDATES_JSONL), {"episodes": 1, "seconds": 1.0}
+    )
+    io_utils.write_json(
+      os.path.join(target, constants.WARM_START_JSON),
+      {"source_dir": source, "checkpoint": "ckpt-2", "episodes": 4},
+    )
+    self.assertEqual(
+      costs.controller_training_cost(target, 1),
+      {
+        "what": "1 training episode, warm-started from 4 training episodes "
+        "and 1 selection",
+        "runs": 5,
+        "steps": 50 + 400 + 1000,
+        "seconds": 3.0,
+      },
+    )
+    # A source whose logs are gone is named, not counted.
+    os.remove(os.path.join(source, constants.EPISODES_JSONL))
+    gone = costs.controller_training_cost(target, 1)
+    self.assertEqual(gone["steps"], 50)
+    self.assertIn("logs are gone", gone["what"])
+
   def test_the_chosen_policy_cost_the_whole_run_and_a_stopped_one_its_part(self):
     root = self.create_tempdir().full_path
     for k in range(4):

@@ -12,6 +12,7 @@ collect policy, train PPO on it, clear the on-policy data, repeat (paper:
     train/                   TensorBoard summaries
     train/checkpoints/       agent, normalizers, counters, after every update
     selection.jsonl          each selection's mean best validation loss
+    warm_start.json          the run it started from, if warm-started
     policies/last_policy     TF-only SavedModel of the latest greedy policy
                              (export.py), every `export_interval` episodes
                              and at the end
@@ -29,6 +30,10 @@ remote collectors through Reverb (`distributed`). Whatever collects them,
 episode k trains the trainee of seed `seed * 1_000_003 + k` and explores with
 noise seeded by (seed, k, decision) (`exploration`), and PPO trains on each
 update's episodes together.
+
+A new run can start from another run's agent instead of fresh weights
+(`warm_start_dir`: fine-tuning a controller trained on another task, the
+paper's transfer with training on the new task).
 
 Re-running the same command resumes from the last checkpoint: a finished
 episode is never repeated or lost (episodes.jsonl is reconciled with the
@@ -65,6 +70,9 @@ from lr_controller.control import (
 from lr_controller.errors import UserError, first_line
 
 CONTROLLER_CONFIG_JSON = "controller_config.json"
+# What a warm start's source run must share with this one: what the networks
+# read and answer. The reward, the task and the trainee may differ.
+_WARM_START_KEYS = ("features", "max_log_factor", "action_levels", "networks")
 
 
 def _all_finite(variables) -> bool:
@@ -87,6 +95,64 @@ def _check_compatible(root_dir: str, config: dict) -> None:
       f"{root_dir} holds a controller run with a different configuration "
       f"({', '.join(differing)} differ): use another --root_dir"
     )
+
+
+def _warm_start(agent, source_dir: str, config: dict) -> dict:
+  """Starts `agent` from the networks of another run's latest checkpoint.
+
+  Copies what the collect policy holds (actor, critic and observation
+  normalizer; the greedy policy shares them); the optimizers start fresh,
+  as in fine-tuning.
+
+  Args:
+    agent: this run's freshly built agent.
+    source_dir: the other run's root_dir.
+    config: this run's controller config (`CONTROLLER_CONFIG_JSON` content).
+
+  Returns:
+    What `WARM_START_JSON` records: {source_dir, checkpoint, episodes (the
+    source's episodes at that checkpoint)}.
+
+  Raises:
+    UserError: no controller run or checkpoint in source_dir, or one whose
+      features, action or networks differ.
+  """
+  config_path = os.path.join(source_dir, CONTROLLER_CONFIG_JSON)
+  if not os.path.exists(config_path):
+    raise UserError(f"warm_start_dir {source_dir} holds no controller run")
+  source_config = io_utils.read_json(config_path)
+  differing = [k for k in _WARM_START_KEYS if source_config.get(k) != config.get(k)]
+  if differing:
+    raise UserError(
+      f"warm_start_dir {source_dir} holds a controller with other "
+      f"{', '.join(differing)}: its networks cannot start this run"
+    )
+  checkpoint = tf.train.latest_checkpoint(
+    os.path.join(source_dir, constants.TRAIN_DIR, constants.CHECKPOINTS_DIR)
+  )
+  if checkpoint is None:
+    raise UserError(f"warm_start_dir {source_dir} has no checkpoint yet")
+  # The source's agent as the checkpoint has it, then its networks copied over.
+  source = agent_lib.create_agent(
+    agent.time_step_spec,
+    agent.action_spec,
+    train_step_counter=tf.Variable(0, dtype=tf.int64, trainable=False),
+  )
+  episodes = tf.Variable(0, dtype=tf.int64, trainable=False)
+  try:
+    tf.train.Checkpoint(agent=source, episodes_done=episodes).read(
+      checkpoint
+    ).expect_partial()
+  except (ValueError, tf.errors.OpError) as e:
+    raise UserError(f"cannot warm-start from {checkpoint}: {first_line(e)}") from None
+  common.soft_variables_update(
+    source.collect_policy.variables(), agent.collect_policy.variables(), tau=1.0
+  )
+  return {
+    "source_dir": os.path.abspath(source_dir),
+    "checkpoint": os.path.abspath(checkpoint),
+    "episodes": int(episodes.numpy()),
+  }
 
 
 def build_environment_and_agent(seed: int, train_step: tf.Variable | None = None):
@@ -177,6 +243,7 @@ def train_controller(
   num_parallel_envs: int = 1,
   say: Callable[[str], None] = print,
   collector_fn: Callable[..., Collector] | None = None,
+  warm_start_dir: str | None = None,
 ) -> dict:
   """Trains (or resumes training) the PPO controller until `num_episodes` exist.
 
@@ -204,6 +271,12 @@ def train_controller(
     collector_fn: `(agent, seed) -> collector` with `collect(episodes)` and
       `close(finished)` (see `EnvironmentCollector`); used by the distributed
       learner. Overrides `num_parallel_envs`.
+    warm_start_dir: root_dir of another controller run with the same
+      features, action and networks (any task and reward): a new run starts
+      from the networks of its latest checkpoint (actor, critic, observation
+      normalizer) instead of fresh weights; optimizers, episodes and
+      selections start anew. Ignored when root_dir has a checkpoint (a
+      resumed run goes on from its own).
 
   Returns:
     A summary dict: `episodes`, `policy_dir`, `last_episode`.
@@ -262,6 +335,13 @@ def train_controller(
     raise UserError(
       f"checkpoint in {train_dir} does not match this configuration: {first}"
     ) from None
+  if warm_start_dir and not checkpointer.checkpoint_exists:
+    record = _warm_start(agent, warm_start_dir, config)
+    io_utils.write_json(os.path.join(root_dir, constants.WARM_START_JSON), record)
+    say(
+      f"warm start from {record['checkpoint']} "
+      f"(after {record['episodes']} episodes of that run)"
+    )
   start_episode = int(episodes_done.numpy())
 
   episodes_path = os.path.join(root_dir, constants.EPISODES_JSONL)

@@ -5,7 +5,8 @@ A method's cost has two parts:
 * `setup`: paid once before its evaluated runs. Step decay: the grid search;
   a peer: its learning-rate search; the learned controller: its training
   (episodes, the reference runs of a reference reward, and the selection
-  runs on validation trainees). The controller pays it once and is then
+  runs on validation trainees; a warm-started controller adds its source
+  run's, up to the checkpoint it started from). The controller pays it once and is then
   free on every later training run, which is its whole argument.
 * `per_run`: the mean steps and seconds of one evaluated run, counting steps
   that a method trains and throws away (AutoLRS's trial steps).
@@ -74,7 +75,8 @@ def controller_training_cost(root_dir: str, episodes: float) -> dict:
   Reads `episodes.jsonl` (each episode's steps and reference steps),
   `updates.jsonl` (each update's seconds: collection and PPO) and
   `selection.jsonl` (each selection's steps and seconds) of the run in
-  `root_dir`, up to `episodes`.
+  `root_dir`, up to `episodes`. A warm-started run (`warm_start.json`) adds
+  its source run's cost up to the checkpoint it started from.
 
   Returns:
     {what, runs (episodes), steps, seconds}; seconds None if a log predates
@@ -96,12 +98,22 @@ def controller_training_cost(root_dir: str, episodes: float) -> dict:
         steps += int(r.get("steps") or 0)
         if name == constants.SELECTION_JSONL and r.get("steps"):
           selections += 1  # A selection that ran validation trainees.
-  what = f"{len(rows)} training episodes"
+  what = f"{len(rows)} training episode{'s' if len(rows) != 1 else ''}"
   if selections:
     what += f" and {selections} selection{'s' if selections > 1 else ''}"
+  cost = {"what": what, "runs": len(rows), "steps": steps, "seconds": _total(seconds)}
+  warm_start_path = os.path.join(root_dir, constants.WARM_START_JSON)
+  if not os.path.exists(warm_start_path):
+    return cost
+  warm_start = io_utils.read_json(warm_start_path)
+  source_dir = warm_start["source_dir"]
+  if not os.path.isfile(os.path.join(source_dir, constants.EPISODES_JSONL)):
+    cost["what"] += f", warm-started from {source_dir} (its logs are gone: not counted)"
+    return cost
+  source = controller_training_cost(source_dir, warm_start["episodes"])
   return {
-    "what": what,
-    "runs": len(rows),
-    "steps": steps,
-    "seconds": _total(seconds),
+    "what": f"{what}, warm-started from {source['what']}",
+    "runs": cost["runs"] + source["runs"],
+    "steps": cost["steps"] + source["steps"],
+    "seconds": _total([cost["seconds"], source["seconds"]]),
   }
