@@ -284,6 +284,7 @@ class ControllerTrainingTest(tf.test.TestCase):
         _TOY + ["--gin_bindings=create_environment.feature_names=['val_loss', 'nope']"],
         "nope",
       ),
+      (_TOY + [f"--warm_start_dir={root}/nowhere"], "holds no controller run"),
     ]
     # Independent subprocesses, two at a time (each mostly imports TensorFlow).
     with concurrent.futures.ThreadPoolExecutor(2) as pool:

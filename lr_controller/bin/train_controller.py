@@ -7,7 +7,8 @@ Re-running the same command resumes from the last checkpoint; --num_episodes
 is the total to reach. Every `train_controller.export_interval` episodes and at
 the end, the greedy policy is exported (TensorFlow-only SavedModel) to
 ROOT/policies/last_policy, judged on validation trainees, and kept as
-ROOT/policies/greedy_policy if it is the best so far.
+ROOT/policies/greedy_policy if it is the best so far. --warm_start_dir
+starts a new run from another run's networks (fine-tuning).
 """
 
 import os
@@ -30,6 +31,13 @@ flags.DEFINE_integer(
   "Trainee environments run in parallel processes, one episode each at a time "
   "(overrides train_controller.num_parallel_envs; default 1, in this process).",
 )
+flags.DEFINE_string(
+  "warm_start_dir",
+  None,
+  "Start a new run from the networks of this controller run's latest "
+  "checkpoint, e.g. one trained on another setting (overrides "
+  "train_controller.warm_start_dir; ignored when resuming).",
+)
 FLAGS = flags.FLAGS
 
 
@@ -47,6 +55,8 @@ def main(argv):
     kwargs = {} if FLAGS.num_episodes is None else {"num_episodes": FLAGS.num_episodes}
     if FLAGS.num_parallel_envs is not None:
       kwargs["num_parallel_envs"] = FLAGS.num_parallel_envs
+    if FLAGS.warm_start_dir is not None:
+      kwargs["warm_start_dir"] = os.path.abspath(FLAGS.warm_start_dir)
     result = controller_training.train_controller(
       root_dir, seed=FLAGS.seed, say=cli.say, **kwargs
     )
