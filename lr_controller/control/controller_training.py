@@ -143,11 +143,11 @@ def _warm_start(agent, source_dir: str, config: dict) -> dict:
     tf.train.Checkpoint(agent=source, episodes_done=episodes).read(
       checkpoint
     ).expect_partial()
+    common.soft_variables_update(
+      source.collect_policy.variables(), agent.collect_policy.variables(), tau=1.0
+    )
   except (ValueError, tf.errors.OpError) as e:
     raise UserError(f"cannot warm-start from {checkpoint}: {first_line(e)}") from None
-  common.soft_variables_update(
-    source.collect_policy.variables(), agent.collect_policy.variables(), tau=1.0
-  )
   return {
     "source_dir": os.path.abspath(source_dir),
     "checkpoint": os.path.abspath(checkpoint),
