@@ -71,38 +71,44 @@ def _say(text: str) -> None:
   print(text, flush=True)
 
 
-def _train(jobs: list[tuple[int, str, list[str]]]) -> None:
-  """Runs (or resumes) `train_controller` for (seed, root_dir, gin bindings) jobs."""
-  pending = list(jobs)
-  running: list[tuple[str, subprocess.Popen, object]] = []
+def _start(seed: int, controller_root: str, bindings: list[str], env: dict):
+  """Starts (or resumes) one `train_controller` subprocess; returns (process, log)."""
+  os.makedirs(controller_root, exist_ok=True)
+  log = open(os.path.join(controller_root, "train.log"), "a")
+  command = [
+    sys.executable,
+    "-m",
+    "lr_controller.bin.train_controller",
+    f"--root_dir={controller_root}",
+    *[f"--gin_file={g}" for g in FLAGS.gin_file],
+    f"--seed={seed}",
+    *[f"--gin_bindings={b}" for b in bindings],
+  ]
+  _say(f"training {controller_root} (seed {seed}; log: {log.name})")
+  return subprocess.Popen(command, stdout=log, stderr=log, env=env), log
+
+
+def _train(chains: list[list[tuple[int, str, list[str]]]]) -> None:
+  """Runs chains of (seed, root_dir, gin bindings) trainings, `--jobs` chains at once.
+
+  A chain's trainings run one after the other (a source, then the run that
+  starts from it).
+  """
+  pending = [list(chain) for chain in chains if chain]
+  running: list[tuple[list, str, subprocess.Popen, object]] = []
   env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
   if FLAGS.jobs > 1:
     env.setdefault("TF_NUM_INTRAOP_THREADS", "1")
   while pending or running:
     while pending and len(running) < FLAGS.jobs:
-      seed, controller_root, bindings = pending.pop(0)
-      os.makedirs(controller_root, exist_ok=True)
-      log = open(os.path.join(controller_root, "train.log"), "a")
-      command = [
-        sys.executable,
-        "-m",
-        "lr_controller.bin.train_controller",
-        f"--root_dir={controller_root}",
-        *[f"--gin_file={g}" for g in FLAGS.gin_file],
-        f"--seed={seed}",
-        *[f"--gin_bindings={b}" for b in bindings],
-      ]
-      _say(f"training {controller_root} (seed {seed}; log: {log.name})")
+      chain = pending.pop(0)
+      seed, controller_root, bindings = chain.pop(0)
       running.append(
-        (
-          controller_root,
-          subprocess.Popen(command, stdout=log, stderr=log, env=env),
-          log,
-        )
+        (chain, controller_root, *_start(seed, controller_root, bindings, env))
       )
     time.sleep(5)
     for item in list(running):
-      controller_root, process, log = item
+      chain, controller_root, process, log = item
       if process.poll() is None:
         continue
       running.remove(item)
@@ -113,6 +119,11 @@ def _train(jobs: list[tuple[int, str, list[str]]]) -> None:
           f"see {log.name}"
         )
       _say(f"{controller_root} trained")
+      if chain:
+        seed, controller_root, bindings = chain.pop(0)
+        running.append(
+          (chain, controller_root, *_start(seed, controller_root, bindings, env))
+        )
 
 
 def _train_all(root: str) -> dict[int, str]:
@@ -123,25 +134,17 @@ def _train_all(root: str) -> dict[int, str]:
   roots = {
     int(s): os.path.join(root, f"seed_{int(s)}", "controller") for s in FLAGS.seeds
   }
-  bindings = list(FLAGS.gin_bindings)
-  if FLAGS.source_gin_bindings:
-    sources = {seed: os.path.join(root, f"seed_{seed}", "source") for seed in roots}
-    _train(
-      [
-        (FLAGS.source_seed_offset + seed, source, FLAGS.source_gin_bindings)
-        for seed, source in sources.items()
-      ]
-    )
-    _train(
-      [
-        (seed, roots[seed], bindings + [f"train_controller.warm_start_dir={source!r}"])
-        for seed, source in sources.items()
-      ]
-    )
-  else:
-    _train(
-      [(seed, controller_root, bindings) for seed, controller_root in roots.items()]
-    )
+  chains = []
+  for seed, controller_root in roots.items():
+    bindings = list(FLAGS.gin_bindings)
+    chain = []
+    if FLAGS.source_gin_bindings:
+      source = os.path.join(root, f"seed_{seed}", "source")
+      chain.append((FLAGS.source_seed_offset + seed, source, FLAGS.source_gin_bindings))
+      bindings.append(f"train_controller.warm_start_dir={source!r}")
+    chain.append((seed, controller_root, bindings))
+    chains.append(chain)
+  _train(chains)
   return roots
 
 
