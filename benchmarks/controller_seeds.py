@@ -52,7 +52,12 @@ flags.DEFINE_integer("jobs", 2, "Controller trainings at once.")
 flags.DEFINE_multi_string(
   "gin_file", ["controller/digits.gin"], "Controller setting (repeatable)."
 )
-flags.DEFINE_multi_string("gin_bindings", [], "Extra gin bindings (all runs).")
+flags.DEFINE_multi_string(
+  "gin_bindings",
+  [],
+  "Extra gin bindings of the judged controllers and the evaluation (a source "
+  "controller takes --source_gin_bindings alone).",
+)
 flags.DEFINE_multi_string(
   "source_gin_bindings",
   [],
@@ -134,6 +139,8 @@ def _train_all(root: str) -> dict[int, str]:
   roots = {
     int(s): os.path.join(root, f"seed_{int(s)}", "controller") for s in FLAGS.seeds
   }
+  if FLAGS.source_gin_bindings:
+    _check_sources(root)
   chains = []
   for seed, controller_root in roots.items():
     bindings = list(FLAGS.gin_bindings)
@@ -145,7 +152,60 @@ def _train_all(root: str) -> dict[int, str]:
     chain.append((seed, controller_root, bindings))
     chains.append(chain)
   _train(chains)
+  for seed, controller_root in roots.items():
+    _check_warm_start(root, seed, controller_root)
   return roots
+
+
+def _check_sources(root: str) -> None:
+  """Records the sources' setting in ROOT/sources.json; exits if it differs."""
+  setting = {
+    "gin_file": list(FLAGS.gin_file),
+    "source_gin_bindings": list(FLAGS.source_gin_bindings),
+    "source_seed_offset": FLAGS.source_seed_offset,
+  }
+  path = os.path.join(root, "sources.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      if json.load(f) != setting:
+        raise SystemExit(
+          f"error: {root} holds source controllers of another setting "
+          f"(see {path}): use another --root_dir"
+        )
+    return
+  with open(path, "w") as f:
+    json.dump(setting, f, indent=2)
+
+
+def _check_warm_start(root: str, seed: int, controller_root: str) -> None:
+  """Exits if a judged run's warm start is not what the flags ask for.
+
+  A finished run only resumes, so a root reused with other
+  `--source_gin_bindings` would judge controllers trained otherwise.
+  """
+  from lr_controller import constants
+
+  path = os.path.join(controller_root, constants.WARM_START_JSON)
+  source = None
+  if os.path.exists(path):
+    with open(path) as f:
+      source = json.load(f)["source_dir"]
+  wanted = (
+    os.path.abspath(os.path.join(root, f"seed_{seed}", "source"))
+    if FLAGS.source_gin_bindings
+    else None
+  )
+  if source != wanted:
+    raise SystemExit(
+      f"error: {controller_root} was trained "
+      + (f"from {source}" if source else "without a warm start")
+      + (
+        f", not from {wanted}"
+        if wanted
+        else ", and no --source_gin_bindings were given"
+      )
+      + ": use another --root_dir"
+    )
 
 
 def _policies(controller_root: str) -> dict[str, str]:
@@ -273,6 +333,7 @@ def main(argv):
   _say("")
   _say(table)
   summary = {
+    "source_gin_bindings": list(FLAGS.source_gin_bindings),
     "step_decay": [float(step_decay.mean()), float(step_decay.std(ddof=1))],
     "best_peer": None
     if best_peer is None

@@ -1,12 +1,15 @@
-"""A controller run warm-started from another run (train_controller.warm_start_dir).
+"""A controller run warm-started from another run (train_controller.warm_start_dir),
+and a failed PPO update rolled back to the last checkpoint.
 
 In-process on the noisy quadratic task (a cheap trainee): the warm-started
-agent acts as the source run's final greedy policy before its first update,
-a resumed run ignores the warm start, and a source that does not fit is one
-UserError.
+agent holds the source's latest checkpoint's actor, critic and normalizer
+before its first update, a resumed run ignores the warm start, and a source
+that does not fit is one UserError that leaves the run's directory free for
+a corrected command.
 """
 
 import os
+import shutil
 
 import gin
 import numpy as np
@@ -36,22 +39,31 @@ class WarmStartTest(tf.test.TestCase):
     self.source = os.path.join(self.tmp, "source")
     os.makedirs(self.source)
     _parse()
+    # Two selections of one validation run: the latest policy need not be
+    # the selected one, and a warm start takes the latest.
     controller_training.train_controller(
-      self.source, seed=1, num_episodes=2, export_interval=0, say=lambda s: None
+      self.source,
+      seed=1,
+      num_episodes=4,
+      export_interval=2,
+      selection_runs=1,
+      say=lambda s: None,
     )
     # Observations of the toy config's 8 features, as the normalizer sees them.
     self.observations = tf.constant(
       np.random.default_rng(0).normal(size=(5, 8)), tf.float32
     )
 
-  def _greedy_before_first_update(self, root, seed, say, **kwargs):
-    """Runs train_controller; returns the greedy actions before any update."""
+  def _before_first_update(self, root, seed, say, **kwargs):
+    """Runs train_controller; returns (greedy actions, collect policy variables)
+    as they were before any update."""
     seen = {}
 
     def collector_fn(agent, collector_seed):
       if "actions" not in seen:
         step = ts.restart(self.observations, batch_size=5)
         seen["actions"] = agent.policy.action(step).action.numpy()
+        seen["variables"] = [v.numpy() for v in agent.collect_policy.variables()]
       env = env_lib.create_environment(seed=collector_seed)
       return controller_training.EnvironmentCollector([env], agent, collector_seed)
 
@@ -64,31 +76,47 @@ class WarmStartTest(tf.test.TestCase):
       collector_fn=collector_fn,
       **kwargs,
     )
-    return seen.get("actions")
+    return seen["actions"], seen["variables"]
 
-  def test_starts_from_the_source_policy_and_a_resume_ignores_it(self):
-    exported = tf.saved_model.load(
-      os.path.join(self.source, constants.POLICIES_DIR, constants.GREEDY_POLICY_DIR)
-    )
-    source_actions = exported.action(
-      self.observations, tf.zeros([5], tf.int32), exported.get_initial_state(5)
+  def test_starts_from_the_source_networks_and_a_resume_ignores_it(self):
+    policies = os.path.join(self.source, constants.POLICIES_DIR)
+    last = tf.saved_model.load(os.path.join(policies, constants.LAST_POLICY_DIR))
+    source_actions = last.action(
+      self.observations, tf.zeros([5], tf.int32), last.get_initial_state(5)
     )["action"].numpy()
 
     target = os.path.join(self.tmp, "target")
     os.makedirs(target)
     said = []
-    warm = self._greedy_before_first_update(
+    warm, variables = self._before_first_update(
       target, seed=2, say=said.append, warm_start_dir=self.source
     )
     self.assertAllClose(warm, source_actions, atol=1e-6)
     self.assertTrue(any(line.startswith("warm start from") for line in said), said)
     record = io_utils.read_json(os.path.join(target, constants.WARM_START_JSON))
     self.assertEqual(record["source_dir"], os.path.abspath(self.source))
-    self.assertEqual(record["episodes"], 2)
+    self.assertEqual(record["episodes"], 4)
+    # Every variable of actor, critic and normalizer is the source's, as its
+    # latest checkpoint holds it.
+    reader = tf.train.load_checkpoint(record["checkpoint"])
+    saved = [
+      reader.get_tensor(key)
+      for key in reader.get_variable_to_shape_map()
+      if key.startswith(
+        ("agent/_actor_net/", "agent/_value_net/", "agent/_observation_normalizer/")
+      )
+      and key.endswith("VARIABLE_VALUE")
+    ]
+    self.assertLen(saved, len(variables))
+    for value in variables:
+      self.assertTrue(
+        any(v.shape == value.shape and np.array_equal(v, value) for v in saved),
+        value.shape,
+      )
 
     cold_root = os.path.join(self.tmp, "cold")
     os.makedirs(cold_root)
-    cold = self._greedy_before_first_update(cold_root, seed=2, say=lambda s: None)
+    cold, _ = self._before_first_update(cold_root, seed=2, say=lambda s: None)
     self.assertNotAllClose(cold, source_actions)
 
     # Resumed: the run's own checkpoint, not the source's.
@@ -104,9 +132,65 @@ class WarmStartTest(tf.test.TestCase):
     self.assertTrue(any("resuming from episode 2" in line for line in said), said)
     self.assertFalse(any("warm start" in line for line in said), said)
 
+  def test_a_non_finite_update_is_rolled_back(self):
+    root = os.path.join(self.tmp, "poisoned")
+    os.makedirs(root)
+    before_collecting = []
+
+    class PoisonFirstUpdate:
+      """Collects as usual; the first update's rewards are NaN."""
+
+      def __init__(self, agent, seed):
+        self.agent = agent
+        env = env_lib.create_environment(seed=seed)
+        self.inner = controller_training.EnvironmentCollector([env], agent, seed)
+
+      def collect(self, episodes):
+        before_collecting.append([v.numpy() for v in self.agent.variables])
+        experience, infos = self.inner.collect(episodes)
+        if episodes[0] == 0:
+          experience = experience._replace(reward=experience.reward * np.nan)
+        return experience, infos
+
+      def close(self, finished):
+        self.inner.close(finished)
+
+    said = []
+    controller_training.train_controller(
+      root,
+      seed=2,
+      num_episodes=4,
+      episodes_per_update=2,
+      export_interval=0,
+      say=said.append,
+      collector_fn=PoisonFirstUpdate,
+    )
+    self.assertTrue(any("rolled back" in line for line in said), said)
+    first, second = before_collecting
+    self.assertLen(second, len(first))
+    for a, b in zip(first, second):
+      self.assertAllEqual(a, b)
+    updates = io_utils.read_jsonl(os.path.join(root, constants.UPDATES_JSONL))
+    self.assertEqual([u["update"] for u in updates], ["rolled_back", "ok"])
+    reader = tf.train.load_checkpoint(
+      tf.train.latest_checkpoint(os.path.join(root, "train", "checkpoints"))
+    )
+    for key in reader.get_variable_to_shape_map():
+      value = np.asarray(reader.get_tensor(key))
+      if value.dtype.kind == "f":
+        self.assertTrue(np.all(np.isfinite(value)), key)
+
   def test_a_source_that_does_not_fit_is_one_user_error(self):
     empty = os.path.join(self.tmp, "empty")
     os.makedirs(empty)
+    # A copy of the source whose checkpoint data is garbage.
+    broken = os.path.join(self.tmp, "broken")
+    shutil.copytree(self.source, broken)
+    checkpoints = os.path.join(broken, constants.TRAIN_DIR, constants.CHECKPOINTS_DIR)
+    for name in os.listdir(checkpoints):
+      if ".data-" in name:
+        with open(os.path.join(checkpoints, name), "wb") as f:
+          f.write(b"not a checkpoint")
     cases = [
       (empty, [], "holds no controller run"),
       (self.source, ["create_agent.hidden_units=16"], "other networks"),
@@ -115,6 +199,7 @@ class WarmStartTest(tf.test.TestCase):
         ["create_environment.feature_names=%PAPER_FEATURES"],
         "other features",
       ),
+      (broken, [], "cannot warm-start from"),
     ]
     for k, (source, bindings, message) in enumerate(cases):
       _parse(*bindings)
@@ -124,6 +209,19 @@ class WarmStartTest(tf.test.TestCase):
         controller_training.train_controller(
           root, seed=2, num_episodes=2, say=lambda s: None, warm_start_dir=source
         )
+      if k < 3:  # Refused before the run wrote anything.
+        self.assertEmpty(os.listdir(root))
+
+    # The corrected command runs in the same directory.
+    _parse()
+    controller_training.train_controller(
+      os.path.join(self.tmp, "target1"),
+      seed=2,
+      num_episodes=2,
+      export_interval=0,
+      say=lambda s: None,
+      warm_start_dir=self.source,
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ the value loss would not give the critic its own rate under Adam (Adam is
 nearly invariant to the gradient's scale), so `ActorCriticOptimizer` routes
 each gradient to one of two Adam optimizers by whether its variable belongs to
 the actor network. Both optimizers' slots are tracked, so they checkpoint with
-the agent; PPO's global-norm gradient clipping still covers both.
+the agent; PPO's global-norm gradient clipping still covers both. A step with
+a non-finite gradient is skipped, so a failed update leaves weights and Adam
+state as they were.
 """
 
 from __future__ import annotations
@@ -116,15 +118,40 @@ class ActorCriticOptimizer(tf.Module):
     """The actor's learning rate (what PPO's summaries report)."""
     return self.actor_optimizer.learning_rate
 
-  def apply_gradients(self, grads_and_vars):
-    """Applies each (gradient, variable) pair with its network's optimizer."""
+  def apply_gradients(self, grads_and_vars) -> tf.Tensor:
+    """Applies each (gradient, variable) pair with its network's optimizer.
+
+    A step with any non-finite gradient is skipped whole: weights and Adam
+    state stay as they were (as Keras' `LossScaleOptimizer` skips such steps).
+
+    Returns:
+      A bool scalar: whether the step was applied.
+    """
     actor, critic = [], []
     for grad, var in grads_and_vars:
       (actor if var.ref() in self._actor_refs else critic).append((grad, var))
-    if actor:
-      self.actor_optimizer.apply_gradients(actor)
-    if critic:
-      self.critic_optimizer.apply_gradients(critic)
+    pairs = [
+      (optimizer, part)
+      for optimizer, part in (
+        (self.actor_optimizer, actor),
+        (self.critic_optimizer, critic),
+      )
+      if part
+    ]
+    # Slots first, outside the condition: no variable is created in a branch.
+    with tf.init_scope():
+      for optimizer, part in pairs:
+        optimizer.build([var for _, var in part])
+    finite = tf.reduce_all(
+      [tf.reduce_all(tf.math.is_finite(grad)) for _, part in pairs for grad, _ in part]
+    )
+
+    def apply():
+      for optimizer, part in pairs:
+        optimizer.apply_gradients(part)
+      return tf.constant(True)
+
+    return tf.cond(finite, apply, lambda: tf.constant(False))
 
 
 @gin.configurable

@@ -37,9 +37,11 @@ paper's transfer with training on the new task).
 
 Re-running the same command resumes from the last checkpoint: a finished
 episode is never repeated or lost (episodes.jsonl is reconciled with the
-checkpoint's episode count). A PPO update that leaves non-finite losses or
-weights is rolled back to the last checkpoint, said on the console and marked
-in episodes.jsonl.
+checkpoint's episode count; a new run checkpoints its starting point). A PPO
+step with a non-finite gradient changes nothing (`agent.ActorCriticOptimizer`
+skips it), and an update that leaves non-finite losses or weights is rolled
+back to the last checkpoint, said on the console and marked in
+episodes.jsonl and updates.jsonl.
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ CONTROLLER_CONFIG_JSON = "controller_config.json"
 # What a warm start's source run must share with this one: what the networks
 # read and answer. The reward, the task and the trainee may differ.
 _WARM_START_KEYS = ("features", "max_log_factor", "action_levels", "networks")
+# What reading a checkpoint that does not fit, or is damaged, raises.
+_CHECKPOINT_ERRORS = (AssertionError, ValueError, IndexError, tf.errors.OpError)
 
 
 def _all_finite(variables) -> bool:
@@ -97,30 +101,30 @@ def _check_compatible(root_dir: str, config: dict) -> None:
     )
 
 
-def _warm_start(agent, source_dir: str, config: dict) -> dict:
-  """Starts `agent` from the networks of another run's latest checkpoint.
+def _agent_checkpoint(agent, **counters: tf.Variable) -> tf.train.Checkpoint:
+  """What a controller run checkpoints: its agent and counters (`episodes_done`, ...)."""
+  return tf.train.Checkpoint(agent=agent, **counters)
 
-  Copies what the collect policy holds (actor, critic and observation
-  normalizer; the greedy policy shares them); the optimizers start fresh,
-  as in fine-tuning.
 
-  Args:
-    agent: this run's freshly built agent.
-    source_dir: the other run's root_dir.
-    config: this run's controller config (`CONTROLLER_CONFIG_JSON` content).
+def _read_json(path: str, what: str) -> Any:
+  try:
+    return io_utils.read_json(path)
+  except (OSError, ValueError) as e:
+    raise UserError(f"cannot read {what} {path}: {first_line(e)}") from None
 
-  Returns:
-    What `WARM_START_JSON` records: {source_dir, checkpoint, episodes (the
-    source's episodes at that checkpoint)}.
+
+def _warm_start_checkpoint(source_dir: str, config: dict) -> str:
+  """The latest checkpoint of the run in `source_dir`, checked against `config`.
 
   Raises:
     UserError: no controller run or checkpoint in source_dir, or one whose
-      features, action or networks differ.
+      features, action or networks differ from `config` (this run's
+      `CONTROLLER_CONFIG_JSON` content).
   """
   config_path = os.path.join(source_dir, CONTROLLER_CONFIG_JSON)
   if not os.path.exists(config_path):
     raise UserError(f"warm_start_dir {source_dir} holds no controller run")
-  source_config = io_utils.read_json(config_path)
+  source_config = _read_json(config_path, "the controller config")
   differing = [k for k in _WARM_START_KEYS if source_config.get(k) != config.get(k)]
   if differing:
     raise UserError(
@@ -132,6 +136,27 @@ def _warm_start(agent, source_dir: str, config: dict) -> dict:
   )
   if checkpoint is None:
     raise UserError(f"warm_start_dir {source_dir} has no checkpoint yet")
+  return checkpoint
+
+
+def _warm_start(agent, checkpoint: str) -> int:
+  """Starts `agent` from the networks of a controller run's `checkpoint`.
+
+  Copies what the collect policy holds (actor, critic and observation
+  normalizer; the greedy policy shares them); the optimizers start fresh,
+  as in fine-tuning.
+
+  Args:
+    agent: this run's freshly built agent (its networks as the source's, see
+      `_warm_start_checkpoint`).
+    checkpoint: the source run's checkpoint path.
+
+  Returns:
+    The source run's episodes at that checkpoint.
+
+  Raises:
+    UserError: the checkpoint is unreadable or does not hold such an agent.
+  """
   # The source's agent as the checkpoint has it, then its networks copied over.
   source = agent_lib.create_agent(
     agent.time_step_spec,
@@ -139,20 +164,20 @@ def _warm_start(agent, source_dir: str, config: dict) -> dict:
     train_step_counter=tf.Variable(0, dtype=tf.int64, trainable=False),
   )
   episodes = tf.Variable(0, dtype=tf.int64, trainable=False)
+  source_variables = source.collect_policy.variables()
+  target_variables = agent.collect_policy.variables()
   try:
-    tf.train.Checkpoint(agent=source, episodes_done=episodes).read(
+    _agent_checkpoint(source, episodes_done=episodes).read(
       checkpoint
-    ).expect_partial()
-    common.soft_variables_update(
-      source.collect_policy.variables(), agent.collect_policy.variables(), tau=1.0
-    )
-  except (ValueError, tf.errors.OpError) as e:
+    ).assert_existing_objects_matched().expect_partial()
+    if not source_variables or len(source_variables) != len(target_variables):
+      raise ValueError(
+        f"{len(source_variables)} policy variables against {len(target_variables)}"
+      )
+    common.soft_variables_update(source_variables, target_variables, tau=1.0)
+  except _CHECKPOINT_ERRORS as e:
     raise UserError(f"cannot warm-start from {checkpoint}: {first_line(e)}") from None
-  return {
-    "source_dir": os.path.abspath(source_dir),
-    "checkpoint": os.path.abspath(checkpoint),
-    "episodes": int(episodes.numpy()),
-  }
+  return int(episodes.numpy())
 
 
 def build_environment_and_agent(seed: int, train_step: tf.Variable | None = None):
@@ -313,35 +338,47 @@ def train_controller(
     else len(py_env.action_log_factors),
     "networks": agent_lib.network_config(agent),
   }
-  _check_compatible(root_dir, config)
-  io_utils.write_json(os.path.join(root_dir, CONTROLLER_CONFIG_JSON), config)
-
   train_dir = os.path.join(root_dir, constants.TRAIN_DIR)
   checkpoint_dir = os.path.join(train_dir, constants.CHECKPOINTS_DIR)
-  checkpointer = common.Checkpointer(
-    ckpt_dir=checkpoint_dir,
-    max_to_keep=2,
-    agent=agent,
+  checkpoint = _agent_checkpoint(
+    agent,
     train_step=train_step,
     episodes_done=episodes_done,
     best_selection_score=best_score,
   )
-  try:
-    status = checkpointer.initialize_or_restore()
-    if checkpointer.checkpoint_exists:
-      status.assert_existing_objects_matched()
-  except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
-    first = first_line(e)
-    raise UserError(
-      f"checkpoint in {train_dir} does not match this configuration: {first}"
-    ) from None
-  if warm_start_dir and not checkpointer.checkpoint_exists:
-    record = _warm_start(agent, warm_start_dir, config)
-    io_utils.write_json(os.path.join(root_dir, constants.WARM_START_JSON), record)
-    say(
-      f"warm start from {record['checkpoint']} "
-      f"(after {record['episodes']} episodes of that run)"
-    )
+  manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=2)
+  resuming = manager.latest_checkpoint is not None
+  source_checkpoint = None
+  if warm_start_dir and not resuming:
+    # Checked before this run writes anything, so a corrected command can rerun.
+    source_checkpoint = _warm_start_checkpoint(warm_start_dir, config)
+  _check_compatible(root_dir, config)
+  io_utils.write_json(os.path.join(root_dir, CONTROLLER_CONFIG_JSON), config)
+  if resuming:
+    try:
+      checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    except _CHECKPOINT_ERRORS as e:
+      first = first_line(e)
+      raise UserError(
+        f"checkpoint in {train_dir} does not match this configuration: {first}"
+      ) from None
+  else:
+    if source_checkpoint is not None:
+      source_episodes = _warm_start(agent, source_checkpoint)
+      io_utils.write_json(
+        os.path.join(root_dir, constants.WARM_START_JSON),
+        {
+          "source_dir": os.path.abspath(warm_start_dir),
+          "checkpoint": os.path.abspath(source_checkpoint),
+          "episodes": source_episodes,
+        },
+      )
+      say(
+        f"warm start from {source_checkpoint} "
+        f"(after {source_episodes} episodes of that run)"
+      )
+    # The starting point, to resume from and to roll a failed update back to.
+    manager.save(checkpoint_number=0)
   start_episode = int(episodes_done.numpy())
 
   episodes_path = os.path.join(root_dir, constants.EPISODES_JSONL)
@@ -387,7 +424,7 @@ def train_controller(
       "policy_dir": policy_dir,
       "last_episode": kept[-1] if kept else None,
     }
-  if start_episode:
+  if resuming:
     say(f"resuming from episode {start_episode} (checkpoint in {checkpoint_dir})")
 
   if collector_fn is not None:
@@ -418,7 +455,7 @@ def train_controller(
         update = "ok"
         if not math.isfinite(total_loss) or not _all_finite(agent.trainable_variables):
           update = "rolled_back"
-          checkpointer.initialize_or_restore()
+          checkpoint.restore(manager.latest_checkpoint)
           say(
             f"warning: the PPO update after episode {episode} gave non-finite "
             "losses or weights; rolled back to the last checkpoint and skipped it"
@@ -509,7 +546,7 @@ def train_controller(
               + ("  (best so far: policies/greedy_policy)" if chosen else "")
             )
         episodes_done.assign(episode)
-        checkpointer.save(global_step=episodes_done)
+        manager.save(checkpoint_number=episode)
         update_seconds.append(time.perf_counter() - start)
         update_sizes.append(count)
         _say_progress(

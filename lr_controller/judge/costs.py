@@ -21,6 +21,7 @@ import os
 from collections.abc import Iterable, Sequence
 
 from lr_controller import constants, io_utils
+from lr_controller.errors import UserError, first_line
 
 
 def _total(values: Iterable[float | None]) -> float | None:
@@ -81,7 +82,16 @@ def controller_training_cost(root_dir: str, episodes: float) -> dict:
   Returns:
     {what, runs (episodes), steps, seconds}; seconds None if a log predates
     timing.
+
+  Raises:
+    UserError: an unreadable `warm_start.json`, or a chain of warm starts
+      that comes back to a run.
   """
+  return _training_cost(root_dir, episodes, frozenset())
+
+
+def _training_cost(root_dir: str, episodes: float, seen: frozenset[str]) -> dict:
+  """`controller_training_cost`; `seen`: the runs warm-started from this one."""
   rows = [
     r
     for r in io_utils.read_jsonl(os.path.join(root_dir, constants.EPISODES_JSONL))
@@ -105,12 +115,18 @@ def controller_training_cost(root_dir: str, episodes: float) -> dict:
   warm_start_path = os.path.join(root_dir, constants.WARM_START_JSON)
   if not os.path.exists(warm_start_path):
     return cost
-  warm_start = io_utils.read_json(warm_start_path)
-  source_dir = warm_start["source_dir"]
+  try:
+    warm_start = io_utils.read_json(warm_start_path)
+    source_dir, source_episodes = warm_start["source_dir"], warm_start["episodes"]
+  except (OSError, ValueError, TypeError, KeyError) as e:
+    raise UserError(f"cannot read {warm_start_path}: {first_line(e)}") from None
+  seen = seen | {os.path.abspath(root_dir)}
+  if os.path.abspath(source_dir) in seen:
+    raise UserError(f"{warm_start_path} names a run warm-started from itself")
   if not os.path.isfile(os.path.join(source_dir, constants.EPISODES_JSONL)):
     cost["what"] += f", warm-started from {source_dir} (its logs are gone: not counted)"
     return cost
-  source = controller_training_cost(source_dir, warm_start["episodes"])
+  source = _training_cost(source_dir, source_episodes, seen)
   return {
     "what": f"{what}, warm-started from {source['what']}",
     "runs": cost["runs"] + source["runs"],
