@@ -6,6 +6,7 @@ import types
 import tensorflow as tf
 
 from lr_controller import constants, io_utils
+from lr_controller.errors import UserError
 from lr_controller.judge import costs, evaluation
 
 
@@ -93,6 +94,23 @@ class CostsTest(tf.test.TestCase):
     gone = costs.controller_training_cost(target, 1)
     self.assertEqual(gone["steps"], 50)
     self.assertIn("logs are gone", gone["what"])
+
+  def test_a_broken_or_circular_warm_start_record_is_one_user_error(self):
+    a, b = (self.create_tempdir().full_path for _ in range(2))
+    for root, source in ((a, b), (b, a)):
+      io_utils.append_jsonl(
+        os.path.join(root, constants.EPISODES_JSONL), {"episode": 0, "steps": 10}
+      )
+      io_utils.write_json(
+        os.path.join(root, constants.WARM_START_JSON),
+        {"source_dir": source, "checkpoint": "ckpt-1", "episodes": 1},
+      )
+    with self.assertRaisesRegex(UserError, "comes back to"):
+      costs.controller_training_cost(a, 1)
+    with open(os.path.join(b, constants.WARM_START_JSON), "w") as f:
+      f.write("{not json")
+    with self.assertRaisesRegex(UserError, "cannot read"):
+      costs.controller_training_cost(a, 1)
 
   def test_the_chosen_policy_cost_the_whole_run_and_a_stopped_one_its_part(self):
     root = self.create_tempdir().full_path

@@ -122,7 +122,9 @@ def _training_cost(root_dir: str, episodes: float, seen: frozenset[str]) -> dict
     raise UserError(f"cannot read {warm_start_path}: {first_line(e)}") from None
   seen = seen | {os.path.abspath(root_dir)}
   if os.path.abspath(source_dir) in seen:
-    raise UserError(f"{warm_start_path} names a run warm-started from itself")
+    raise UserError(
+      f"{warm_start_path}: the chain of warm starts comes back to {source_dir}"
+    )
   if not os.path.isfile(os.path.join(source_dir, constants.EPISODES_JSONL)):
     cost["what"] += f", warm-started from {source_dir} (its logs are gone: not counted)"
     return cost
