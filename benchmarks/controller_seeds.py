@@ -141,6 +141,11 @@ def _train_all(root: str) -> dict[int, str]:
   }
   if FLAGS.source_gin_bindings:
     _check_sources(root)
+  from lr_controller import constants
+
+  for seed, controller_root in roots.items():  # Runs that trained, before resuming.
+    if os.path.exists(os.path.join(controller_root, constants.EPISODES_JSONL)):
+      _check_warm_start(root, seed, controller_root)
   chains = []
   for seed, controller_root in roots.items():
     bindings = list(FLAGS.gin_bindings)

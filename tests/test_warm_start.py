@@ -212,8 +212,9 @@ class WarmStartTest(tf.test.TestCase):
       if k < 3:  # Refused before the run wrote anything.
         self.assertEmpty(os.listdir(root))
 
-    # The corrected command runs in the same directory.
-    _parse()
+    # The corrected command runs in the same directory, also with optimizer
+    # settings the source did not have (only the networks are read).
+    _parse("create_agent.actor_learning_rate_decay_steps=10")
     controller_training.train_controller(
       os.path.join(self.tmp, "target1"),
       seed=2,

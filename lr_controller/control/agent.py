@@ -129,7 +129,8 @@ class ActorCriticOptimizer(tf.Module):
     """
     actor, critic = [], []
     for grad, var in grads_and_vars:
-      (actor if var.ref() in self._actor_refs else critic).append((grad, var))
+      if grad is not None:  # Keras drops these too.
+        (actor if var.ref() in self._actor_refs else critic).append((grad, var))
     pairs = [
       (optimizer, part)
       for optimizer, part in (
@@ -337,11 +338,26 @@ def create_agent(
   return agent
 
 
+def checkpointed_networks(agent: ppo_clip_agent.PPOClipAgent) -> dict:
+  """The agent's actor, critic and observation normalizer, by their checkpoint keys.
+
+  A checkpoint of the agent stores them under these names (tf-agents'
+  attributes; it has no public accessor for the critic or the normalizer), so
+  `tf.train.Checkpoint(**checkpointed_networks(agent))`, placed where the
+  agent was, reads them alone from such a checkpoint: no optimizer state.
+  """
+  # pylint: disable=protected-access
+  networks = {"_actor_net": agent.actor_net, "_value_net": agent._value_net}
+  if agent._observation_normalizer is not None:
+    networks["_observation_normalizer"] = agent._observation_normalizer
+  return networks
+
+
 def network_config(agent: ppo_clip_agent.PPOClipAgent) -> dict:
   """A JSON-ready description of the agent's networks (for compatibility checks)."""
   actor = agent.actor_net
   return {
     "actor": type(actor).__name__,
-    "value": type(agent._value_net).__name__,  # pylint: disable=protected-access
+    "value": type(checkpointed_networks(agent)["_value_net"]).__name__,
     "actor_variables": [list(v.shape) for v in actor.variables],
   }

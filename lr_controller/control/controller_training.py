@@ -57,7 +57,6 @@ import gin
 import numpy as np
 import tensorflow as tf
 from tf_agents.specs import tensor_spec
-from tf_agents.utils import common
 
 from lr_controller import constants, io_utils
 from lr_controller.control import agent as agent_lib
@@ -102,7 +101,11 @@ def _check_compatible(root_dir: str, config: dict) -> None:
 
 
 def _agent_checkpoint(agent, **counters: tf.Variable) -> tf.train.Checkpoint:
-  """What a controller run checkpoints: its agent and counters (`episodes_done`, ...)."""
+  """What a controller run checkpoints: its agent and counters (`episodes_done`, ...).
+
+  `agent` may also be a `tf.train.Checkpoint` of some of the agent's parts
+  under their keys (`agent.checkpointed_networks`), to read those alone.
+  """
   return tf.train.Checkpoint(agent=agent, **counters)
 
 
@@ -142,9 +145,9 @@ def _warm_start_checkpoint(source_dir: str, config: dict) -> str:
 def _warm_start(agent, checkpoint: str) -> int:
   """Starts `agent` from the networks of a controller run's `checkpoint`.
 
-  Copies what the collect policy holds (actor, critic and observation
-  normalizer; the greedy policy shares them); the optimizers start fresh,
-  as in fine-tuning.
+  Reads the actor, critic and observation normalizer (the collect and greedy
+  policies share them) and nothing else: the optimizers start fresh, as in
+  fine-tuning, whatever their settings in either run.
 
   Args:
     agent: this run's freshly built agent (its networks as the source's, see
@@ -155,26 +158,14 @@ def _warm_start(agent, checkpoint: str) -> int:
     The source run's episodes at that checkpoint.
 
   Raises:
-    UserError: the checkpoint is unreadable or does not hold such an agent.
+    UserError: the checkpoint is unreadable or lacks any of those networks.
   """
-  # The source's agent as the checkpoint has it, then its networks copied over.
-  source = agent_lib.create_agent(
-    agent.time_step_spec,
-    agent.action_spec,
-    train_step_counter=tf.Variable(0, dtype=tf.int64, trainable=False),
-  )
+  networks = tf.train.Checkpoint(**agent_lib.checkpointed_networks(agent))
   episodes = tf.Variable(0, dtype=tf.int64, trainable=False)
-  source_variables = source.collect_policy.variables()
-  target_variables = agent.collect_policy.variables()
   try:
-    _agent_checkpoint(source, episodes_done=episodes).read(
+    _agent_checkpoint(networks, episodes_done=episodes).read(
       checkpoint
     ).assert_existing_objects_matched().expect_partial()
-    if not source_variables or len(source_variables) != len(target_variables):
-      raise ValueError(
-        f"{len(source_variables)} policy variables against {len(target_variables)}"
-      )
-    common.soft_variables_update(source_variables, target_variables, tau=1.0)
   except _CHECKPOINT_ERRORS as e:
     raise UserError(f"cannot warm-start from {checkpoint}: {first_line(e)}") from None
   return int(episodes.numpy())

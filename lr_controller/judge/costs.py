@@ -118,10 +118,11 @@ def _training_cost(root_dir: str, episodes: float, seen: frozenset[str]) -> dict
   try:
     warm_start = io_utils.read_json(warm_start_path)
     source_dir, source_episodes = warm_start["source_dir"], warm_start["episodes"]
+    source_path = os.path.realpath(source_dir)
   except (OSError, ValueError, TypeError, KeyError) as e:
     raise UserError(f"cannot read {warm_start_path}: {first_line(e)}") from None
-  seen = seen | {os.path.abspath(root_dir)}
-  if os.path.abspath(source_dir) in seen:
+  seen = seen | {os.path.realpath(root_dir)}
+  if source_path in seen:
     raise UserError(
       f"{warm_start_path}: the chain of warm starts comes back to {source_dir}"
     )
