@@ -139,13 +139,13 @@ def _train_all(root: str) -> dict[int, str]:
   roots = {
     int(s): os.path.join(root, f"seed_{int(s)}", "controller") for s in FLAGS.seeds
   }
-  if FLAGS.source_gin_bindings:
-    _check_sources(root)
   from lr_controller import constants
 
   for seed, controller_root in roots.items():  # Runs that trained, before resuming.
     if os.path.exists(os.path.join(controller_root, constants.EPISODES_JSONL)):
       _check_warm_start(root, seed, controller_root)
+  if FLAGS.source_gin_bindings:
+    _check_sources(root)
   chains = []
   for seed, controller_root in roots.items():
     bindings = list(FLAGS.gin_bindings)
