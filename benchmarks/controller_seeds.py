@@ -124,11 +124,13 @@ def _train(chains: list[list[tuple[int, str, list[str]]]]) -> None:
           f"see {log.name}"
         )
       _say(f"{controller_root} trained")
-      if chain:
-        seed, controller_root, bindings = chain.pop(0)
-        running.append(
-          (chain, controller_root, *_start(seed, controller_root, bindings, env))
-        )
+      if chain:  # Its next training goes first, in the slot just freed.
+        pending.insert(0, chain)
+
+
+def _source_root(root: str, seed: int) -> str:
+  """Where the source controller of `seed` trains (with --source_gin_bindings)."""
+  return os.path.join(root, f"seed_{seed}", "source")
 
 
 def _train_all(root: str) -> dict[int, str]:
@@ -151,7 +153,7 @@ def _train_all(root: str) -> dict[int, str]:
     bindings = list(FLAGS.gin_bindings)
     chain = []
     if FLAGS.source_gin_bindings:
-      source = os.path.join(root, f"seed_{seed}", "source")
+      source = _source_root(root, seed)
       chain.append((FLAGS.source_seed_offset + seed, source, FLAGS.source_gin_bindings))
       bindings.append(f"train_controller.warm_start_dir={source!r}")
     chain.append((seed, controller_root, bindings))
@@ -169,17 +171,16 @@ def _check_sources(root: str) -> None:
     "source_gin_bindings": list(FLAGS.source_gin_bindings),
     "source_seed_offset": FLAGS.source_seed_offset,
   }
+  from lr_controller import io_utils
+
   path = os.path.join(root, "sources.json")
-  if os.path.exists(path):
-    with open(path) as f:
-      if json.load(f) != setting:
-        raise SystemExit(
-          f"error: {root} holds source controllers of another setting "
-          f"(see {path}): use another --root_dir"
-        )
-    return
-  with open(path, "w") as f:
-    json.dump(setting, f, indent=2)
+  if not os.path.exists(path):
+    io_utils.write_json(path, setting)
+  elif io_utils.read_json(path) != setting:
+    raise SystemExit(
+      f"error: {root} holds source controllers of another setting "
+      f"(see {path}): use another --root_dir"
+    )
 
 
 def _check_warm_start(root: str, seed: int, controller_root: str) -> None:
@@ -188,17 +189,12 @@ def _check_warm_start(root: str, seed: int, controller_root: str) -> None:
   A finished run only resumes, so a root reused with other
   `--source_gin_bindings` would judge controllers trained otherwise.
   """
-  from lr_controller import constants
+  from lr_controller import constants, io_utils
 
   path = os.path.join(controller_root, constants.WARM_START_JSON)
-  source = None
-  if os.path.exists(path):
-    with open(path) as f:
-      source = json.load(f)["source_dir"]
+  source = io_utils.read_json(path)["source_dir"] if os.path.exists(path) else None
   wanted = (
-    os.path.abspath(os.path.join(root, f"seed_{seed}", "source"))
-    if FLAGS.source_gin_bindings
-    else None
+    os.path.abspath(_source_root(root, seed)) if FLAGS.source_gin_bindings else None
   )
   if source != wanted:
     raise SystemExit(
