@@ -84,15 +84,25 @@ def _all_finite(variables) -> bool:
   )
 
 
+def _read_json(path: str, what: str) -> Any:
+  try:
+    return io_utils.read_json(path)
+  except (OSError, ValueError) as e:
+    raise UserError(f"cannot read {what} {path}: {first_line(e)}") from None
+
+
+def _differing(previous: dict, config: dict, keys) -> list[str]:
+  """The keys among `keys` whose values differ between two controller configs."""
+  return sorted(k for k in keys if previous.get(k) != config.get(k))
+
+
 def _check_compatible(root_dir: str, config: dict) -> None:
   """Raises UserError if root_dir holds a run of another configuration."""
   path = os.path.join(root_dir, CONTROLLER_CONFIG_JSON)
   if not os.path.exists(path):
     return
-  previous = io_utils.read_json(path)
-  differing = sorted(
-    k for k in set(previous) | set(config) if previous.get(k) != config.get(k)
-  )
+  previous = _read_json(path, "the controller config")
+  differing = _differing(previous, config, set(previous) | set(config))
   if differing:
     raise UserError(
       f"{root_dir} holds a controller run with a different configuration "
@@ -109,13 +119,6 @@ def _agent_checkpoint(agent, **counters: tf.Variable) -> tf.train.Checkpoint:
   return tf.train.Checkpoint(agent=agent, **counters)
 
 
-def _read_json(path: str, what: str) -> Any:
-  try:
-    return io_utils.read_json(path)
-  except (OSError, ValueError) as e:
-    raise UserError(f"cannot read {what} {path}: {first_line(e)}") from None
-
-
 def _warm_start_checkpoint(source_dir: str, config: dict) -> str:
   """The latest checkpoint of the run in `source_dir`, checked against `config`.
 
@@ -128,7 +131,7 @@ def _warm_start_checkpoint(source_dir: str, config: dict) -> str:
   if not os.path.exists(config_path):
     raise UserError(f"warm_start_dir {source_dir} holds no controller run")
   source_config = _read_json(config_path, "the controller config")
-  differing = [k for k in _WARM_START_KEYS if source_config.get(k) != config.get(k)]
+  differing = _differing(source_config, config, _WARM_START_KEYS)
   if differing:
     raise UserError(
       f"warm_start_dir {source_dir} holds a controller with other "
