@@ -23,10 +23,18 @@ digits/SGD after a controller trained on digits/Adam:
       --source_gin_bindings="create_environment.initial_learning_rates=[0.001]" \
       --gin_bindings=train_controller.num_episodes=48 --checkpoints=
 
+Transfer (the paper's Table 2): with `--task_set`, each seed's final policy
+is also applied, without retraining, to the task set's held-out settings,
+against the step decay and the peers tuned on its training setting (tuned
+once, in the first seed's transfer):
+
+  python benchmarks/controller_seeds.py --task_set=tasks/digits_transfer.gin
+
 Training runs as `train_controller` subprocesses, `--jobs` at a time, and
 resumes: re-running reuses finished training and evaluations. Prints one row
-per (episodes, controller seed) and a summary per episode count; writes
-ROOT/controller_seeds.json and ROOT/controller_seeds.md.
+per (episodes, controller seed) and a summary per episode count, then one
+table per held-out setting of `--task_set`; writes ROOT/controller_seeds.json
+and ROOT/controller_seeds.md.
 """
 
 from __future__ import annotations
@@ -66,6 +74,12 @@ flags.DEFINE_multi_string(
 )
 flags.DEFINE_integer(
   "source_seed_offset", 10, "A source controller's seed: this plus the seed."
+)
+flags.DEFINE_string(
+  "task_set",
+  None,
+  "Also judge each seed's final policy on this task set's held-out settings "
+  "(the paper's Table 2), e.g. tasks/digits_transfer.gin.",
 )
 FLAGS = flags.FLAGS
 
@@ -246,6 +260,29 @@ def _evaluate(eval_root: str, policy_dir: str, search_path: str | None, peers) -
   )
 
 
+def _transfer(eval_root: str, policy_dir: str, search_path: str | None, peers) -> dict:
+  """`evaluation.transfer` to `--task_set` into `eval_root`, reused when it ran before."""
+  from lr_controller import constants, gin_utils
+  from lr_controller.judge import evaluation
+
+  results_path = os.path.join(eval_root, constants.RESULTS_JSON)
+  if os.path.exists(results_path):
+    with open(results_path) as f:
+      return json.load(f)
+  os.makedirs(eval_root, exist_ok=True)
+  return evaluation.transfer(
+    eval_root,
+    policy_dir,
+    gin_utils.resolve_gin_file(FLAGS.task_set),
+    extra_gin_bindings=FLAGS.gin_bindings,
+    seed=0,
+    num_runs=FLAGS.num_runs,
+    baseline_search_path=search_path,
+    peers=evaluation.DEFAULT_PEERS if peers is None else peers,
+    say=lambda _: None,
+  )
+
+
 def _episodes_spent(controller_root: str) -> int:
   from lr_controller import constants
 
@@ -259,13 +296,88 @@ def _test_losses(method: dict) -> np.ndarray:
   )
 
 
+def _compare(losses: np.ndarray, step_decay: np.ndarray, peer: np.ndarray | None) -> dict:
+  """A controller's test losses [runs] against step decay's and the best peer's."""
+  from scipy import stats
+
+  row = {
+    "test_loss": [float(losses.mean()), float(losses.std(ddof=1))],
+    "n": int(len(losses)),
+    "at_chance": int(np.sum(losses > CHANCE_TEST_LOSS)) + FLAGS.num_runs - int(len(losses)),
+    "p_vs_step_decay": float(stats.ttest_ind(losses, step_decay).pvalue),
+    "better_than_step_decay": bool(losses.mean() < step_decay.mean()),
+  }
+  if peer is not None:
+    row["p_vs_best_peer"] = float(stats.ttest_ind(losses, peer).pvalue)
+    row["better_than_best_peer"] = bool(losses.mean() < peer.mean())
+  return row
+
+
+def _baselines(methods: list[dict]) -> tuple[np.ndarray, str | None, dict]:
+  """Step decay's test losses, the best peer's name (lowest mean), the peers."""
+  by_name = {m["name"]: m for m in methods}
+  peers = {n: m for n, m in by_name.items() if m["kind"] == "peer"}
+  best_peer = min(peers, key=lambda n: _test_losses(peers[n]).mean()) if peers else None
+  return _test_losses(by_name["step_decay"]), best_peer, peers
+
+
+def _controller_losses(setting: dict) -> np.ndarray:
+  return _test_losses(next(m for m in setting["methods"] if m["kind"] == "controller"))
+
+
+def _transfer_all(root: str, roots: dict[int, str]) -> list[dict]:
+  """Each seed's final policy on `--task_set`'s held-out settings; one entry each."""
+  from lr_controller import constants
+
+  first = min(roots)
+  reference = None
+  per_seed = {}
+  for seed, controller_root in sorted(roots.items()):
+    _say(f"transfer of controller seed {seed} to {FLAGS.task_set}")
+    first_root = os.path.join(root, "eval", f"seed_{first}_transfer")
+    per_seed[seed] = _transfer(
+      os.path.join(root, "eval", f"seed_{seed}_transfer"),
+      _policies(controller_root)["final"],
+      None
+      if seed == first
+      else os.path.join(first_root, constants.BASELINE_SEARCH_DIR),
+      peers=None if seed == first else (),
+    )
+    reference = reference or per_seed[seed]
+  out = []
+  for index, setting in enumerate(reference["settings"]):
+    step_decay, best_peer, peers = _baselines(setting["methods"])
+    peer = _test_losses(peers[best_peer]) if best_peer else None
+    rows = []
+    for seed, results in per_seed.items():
+      row = _compare(_controller_losses(results["settings"][index]), step_decay, peer)
+      rows.append({"controller_seed": seed, **row})
+    out.append({
+      "setting": setting["name"],
+      "tuned_on": reference["task_set"]["source"],
+      "step_decay": [float(step_decay.mean()), float(step_decay.std(ddof=1))],
+      "best_peer": None
+      if best_peer is None
+      else {"name": best_peer, "test_loss": [float(peer.mean()), float(peer.std(ddof=1))]},
+      "rows": rows,
+    })
+  return out
+
+
 def main(argv):
   del argv
-  from scipy import stats
 
   from lr_controller import constants, gin_utils
 
   logging.set_verbosity(logging.WARNING)
+  if FLAGS.task_set:  # A bad task set stops the run before any training.
+    from lr_controller.errors import UserError
+    from lr_controller.judge import task_sets
+
+    try:
+      task_sets.load_task_set(gin_utils.resolve_gin_file(FLAGS.task_set))
+    except UserError as e:
+      raise SystemExit(f"error: --task_set: {e}") from None
   root = FLAGS.root_dir
   os.makedirs(root, exist_ok=True)
   roots = _train_all(root)
@@ -284,10 +396,8 @@ def main(argv):
   search_path = os.path.join(
     root, "eval", f"seed_{first}_final", constants.BASELINE_SEARCH_DIR
   )
-  methods = {m["name"]: m for m in reference["settings"][0]["methods"]}
-  step_decay = _test_losses(methods["step_decay"])
-  peers = {n: m for n, m in methods.items() if m["kind"] == "peer"}
-  best_peer = min(peers, key=lambda n: _test_losses(peers[n]).mean()) if peers else None
+  step_decay, best_peer, peers = _baselines(reference["settings"][0]["methods"])
+  peer = _test_losses(peers[best_peer]) if best_peer else None
 
   rows = []
   for seed, controller_root in sorted(roots.items()):
@@ -305,32 +415,20 @@ def main(argv):
           (),
         )
       )
-      controller = next(
-        m for m in results["settings"][0]["methods"] if m["kind"] == "controller"
-      )
-      losses = _test_losses(controller)
-      row = {
+      rows.append({
         "controller_seed": seed,
         # Training episodes spent, and the episode whose policy validation chose.
         "episodes": _episodes_spent(controller_root)
         if label == "final"
         else int(label),
         "chosen_at": int(results["policy"]["metadata"].get("episodes", -1)),
-        "test_loss": [float(losses.mean()), float(losses.std(ddof=1))],
-        "n": int(len(losses)),
-        "at_chance": int(np.sum(losses > CHANCE_TEST_LOSS))
-        + FLAGS.num_runs
-        - int(len(losses)),
-        "p_vs_step_decay": float(stats.ttest_ind(losses, step_decay).pvalue),
-        "better_than_step_decay": bool(losses.mean() < step_decay.mean()),
-      }
-      if best_peer:
-        peer = _test_losses(peers[best_peer])
-        row["p_vs_best_peer"] = float(stats.ttest_ind(losses, peer).pvalue)
-        row["better_than_best_peer"] = bool(losses.mean() < peer.mean())
-      rows.append(row)
+        **_compare(_controller_losses(results["settings"][0]), step_decay, peer),
+      })
 
+  transfer = _transfer_all(root, roots) if FLAGS.task_set else []
   table = _table(rows, step_decay, best_peer, peers)
+  for entry in transfer:
+    table += "\n\n" + _transfer_table(entry)
   _say("")
   _say(table)
   summary = {
@@ -346,6 +444,8 @@ def main(argv):
       ],
     },
     "rows": rows,
+    "task_set": FLAGS.task_set,
+    "transfer": transfer,
   }
   with open(os.path.join(root, "controller_seeds.json"), "w") as f:
     json.dump(summary, f, indent=2)
@@ -397,6 +497,31 @@ def _table(rows, step_decay, best_peer, peers) -> str:
       f"/{len(group)}; significantly worse in "
       f"{sum(not r['better_than_step_decay'] and r['p_vs_step_decay'] < 0.05 for r in group)}"
       f"/{len(group)}; runs at chance level: {sum(r['at_chance'] for r in group)}"
+    )
+  return "\n".join(lines)
+
+
+def _transfer_table(entry: dict) -> str:
+  """One held-out setting of the transfer: a row per controller seed."""
+
+  def ms(values):
+    return f"{values[0]:.4f} ± {values[1]:.4f}"
+
+  peer = entry["best_peer"]
+  lines = [
+    f"transfer to {entry['setting']} (step decay and peers tuned on "
+    f"{entry['tuned_on']}): step decay {ms(entry['step_decay'])}"
+    + (f"; best peer: {peer['name']}, {ms(peer['test_loss'])}" if peer else ""),
+    "",
+    "| controller seed | test loss | vs step decay | p | vs best peer | p | runs at chance |",
+    "|---|---|---|---|---|---|---|",
+  ]
+  for r in entry["rows"]:
+    lines.append(
+      f"| {r['controller_seed']} | {ms(r['test_loss'])} | "
+      f"{'better' if r['better_than_step_decay'] else 'worse'} | {r['p_vs_step_decay']:.3g} | "
+      f"{'better' if r.get('better_than_best_peer') else 'worse'} | "
+      f"{r.get('p_vs_best_peer', float('nan')):.3g} | {r['at_chance']} |"
     )
   return "\n".join(lines)
 
