@@ -239,8 +239,12 @@ def _policies(controller_root: str) -> dict[str, str]:
   return out
 
 
-def _evaluate(eval_root: str, policy_dir: str, search_path: str | None, peers) -> dict:
-  """`evaluation.evaluate` into `eval_root`, reused when it ran before."""
+def _judged(eval_root: str, judge, policy_dir: str, search_path: str | None, peers, **kwargs) -> dict:
+  """`judge` (`evaluation.evaluate` or `.transfer`) into `eval_root`, reused when it ran before.
+
+  Every judgement uses the held-out trainee seeds of evaluation seed 0;
+  `peers` None runs the default peers, `search_path` None searches step decay.
+  """
   from lr_controller import constants
   from lr_controller.judge import evaluation
 
@@ -249,7 +253,7 @@ def _evaluate(eval_root: str, policy_dir: str, search_path: str | None, peers) -
     with open(results_path) as f:
       return json.load(f)
   os.makedirs(eval_root, exist_ok=True)
-  return evaluation.evaluate(
+  return judge(
     eval_root,
     policy_dir,
     seed=0,
@@ -257,29 +261,30 @@ def _evaluate(eval_root: str, policy_dir: str, search_path: str | None, peers) -
     baseline_search_path=search_path,
     peers=evaluation.DEFAULT_PEERS if peers is None else peers,
     say=lambda _: None,
+    **kwargs,
   )
 
 
-def _transfer(eval_root: str, policy_dir: str, search_path: str | None, peers) -> dict:
-  """`evaluation.transfer` to `--task_set` into `eval_root`, reused when it ran before."""
-  from lr_controller import constants, gin_utils
+def _evaluate(eval_root: str, policy_dir: str, search_path: str | None, peers) -> dict:
+  """Table 1 (`evaluation.evaluate`) of `policy_dir` into `eval_root`."""
   from lr_controller.judge import evaluation
 
-  results_path = os.path.join(eval_root, constants.RESULTS_JSON)
-  if os.path.exists(results_path):
-    with open(results_path) as f:
-      return json.load(f)
-  os.makedirs(eval_root, exist_ok=True)
-  return evaluation.transfer(
+  return _judged(eval_root, evaluation.evaluate, policy_dir, search_path, peers)
+
+
+def _transfer(eval_root: str, policy_dir: str, search_path: str | None, peers) -> dict:
+  """Table 2 (`evaluation.transfer` to `--task_set`) of `policy_dir` into `eval_root`."""
+  from lr_controller import gin_utils
+  from lr_controller.judge import evaluation
+
+  return _judged(
     eval_root,
+    evaluation.transfer,
     policy_dir,
-    gin_utils.resolve_gin_file(FLAGS.task_set),
+    search_path,
+    peers,
+    task_set_path=gin_utils.resolve_gin_file(FLAGS.task_set),
     extra_gin_bindings=FLAGS.gin_bindings,
-    seed=0,
-    num_runs=FLAGS.num_runs,
-    baseline_search_path=search_path,
-    peers=evaluation.DEFAULT_PEERS if peers is None else peers,
-    say=lambda _: None,
   )
 
 
