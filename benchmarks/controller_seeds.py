@@ -239,7 +239,9 @@ def _policies(controller_root: str) -> dict[str, str]:
   return out
 
 
-def _judged(eval_root: str, judge, policy_dir: str, search_path: str | None, peers, **kwargs) -> dict:
+def _judged(
+  eval_root: str, judge, policy_dir: str, search_path: str | None, peers, **kwargs
+) -> dict:
   """`judge` (`evaluation.evaluate` or `.transfer`) into `eval_root`, reused when it ran before.
 
   Every judgement uses the held-out trainee seeds of evaluation seed 0;
@@ -301,14 +303,18 @@ def _test_losses(method: dict) -> np.ndarray:
   )
 
 
-def _compare(losses: np.ndarray, step_decay: np.ndarray, peer: np.ndarray | None) -> dict:
+def _compare(
+  losses: np.ndarray, step_decay: np.ndarray, peer: np.ndarray | None
+) -> dict:
   """A controller's test losses [runs] against step decay's and the best peer's."""
   from scipy import stats
 
   row = {
     "test_loss": [float(losses.mean()), float(losses.std(ddof=1))],
     "n": int(len(losses)),
-    "at_chance": int(np.sum(losses > CHANCE_TEST_LOSS)) + FLAGS.num_runs - int(len(losses)),
+    "at_chance": int(np.sum(losses > CHANCE_TEST_LOSS))
+    + FLAGS.num_runs
+    - int(len(losses)),
     "p_vs_step_decay": float(stats.ttest_ind(losses, step_decay).pvalue),
     "better_than_step_decay": bool(losses.mean() < step_decay.mean()),
   }
@@ -357,15 +363,20 @@ def _transfer_all(root: str, roots: dict[int, str]) -> list[dict]:
     for seed, results in per_seed.items():
       row = _compare(_controller_losses(results["settings"][index]), step_decay, peer)
       rows.append({"controller_seed": seed, **row})
-    out.append({
-      "setting": setting["name"],
-      "tuned_on": reference["task_set"]["source"],
-      "step_decay": [float(step_decay.mean()), float(step_decay.std(ddof=1))],
-      "best_peer": None
-      if best_peer is None
-      else {"name": best_peer, "test_loss": [float(peer.mean()), float(peer.std(ddof=1))]},
-      "rows": rows,
-    })
+    out.append(
+      {
+        "setting": setting["name"],
+        "tuned_on": reference["task_set"]["source"],
+        "step_decay": [float(step_decay.mean()), float(step_decay.std(ddof=1))],
+        "best_peer": None
+        if best_peer is None
+        else {
+          "name": best_peer,
+          "test_loss": [float(peer.mean()), float(peer.std(ddof=1))],
+        },
+        "rows": rows,
+      }
+    )
   return out
 
 
@@ -420,15 +431,17 @@ def main(argv):
           (),
         )
       )
-      rows.append({
-        "controller_seed": seed,
-        # Training episodes spent, and the episode whose policy validation chose.
-        "episodes": _episodes_spent(controller_root)
-        if label == "final"
-        else int(label),
-        "chosen_at": int(results["policy"]["metadata"].get("episodes", -1)),
-        **_compare(_controller_losses(results["settings"][0]), step_decay, peer),
-      })
+      rows.append(
+        {
+          "controller_seed": seed,
+          # Training episodes spent, and the episode whose policy validation chose.
+          "episodes": _episodes_spent(controller_root)
+          if label == "final"
+          else int(label),
+          "chosen_at": int(results["policy"]["metadata"].get("episodes", -1)),
+          **_compare(_controller_losses(results["settings"][0]), step_decay, peer),
+        }
+      )
 
   transfer = _transfer_all(root, roots) if FLAGS.task_set else []
   table = _table(rows, step_decay, best_peer, peers)

@@ -407,6 +407,7 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
     self._controller.reset()
     self._previous_probabilities = np.zeros((1, 1), np.float32)
     self._learning_rate = _LearningRate(self.model)
+    self._initial_learning_rate = self._learning_rate.get()
     self._final_layer = self._resolve_final_layer()
     self._total = None
     if "budget_left" in self.policy.feature_names:
@@ -532,6 +533,7 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
         final_kernel=self._final_layer.kernel,
         learning_rate=lr,
         budget_left=self._budget_left(),
+        initial_learning_rate=self._initial_learning_rate,
       )
       step_type = 0 if self._controller.first else 1
       new_lr, action, finite, observation = self._controller.decide(state)

@@ -418,6 +418,30 @@ class LearnedLRSchedulerTest(tf.test.TestCase):
       self.assertAllClose(lrs, expected, rtol=1e-5)
       self.assertEqual(scheduler.nonfinite_actions, 4 if math.isnan(action) else 0)
 
+  def test_relative_rate_feature_is_over_the_rate_fit_began_with(self):
+    (x, y), (xv, yv) = _data(seed=6)
+    metadata = dict(
+      self.metadata, features=["log_learning_rate", "log_learning_rate_change"]
+    )
+    model = tf.keras.Sequential(_layers())
+    model.compile(
+      tf.keras.optimizers.Adam(0.001),
+      tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    scheduler = lr_controller.LearnedLRScheduler(
+      self._fake_policy_dir(metadata, action=0.25),
+      action_interval=2,
+      validation_data=(xv, yv),
+    )
+    model.fit(x, y, batch_size=_BATCH, epochs=1, callbacks=[scheduler], verbose=0)
+    # Decisions at steps 0, 2, 4, 6, each observing the rate of the chunk
+    # before it: 0.001 x e^(0.25 k).
+    observations = np.array(scheduler.observations)
+    self.assertLen(observations, 4)
+    k = np.arange(4)
+    self.assertAllClose(observations[:, 1], 0.25 * k, atol=1e-5)
+    self.assertAllClose(observations[:, 0], np.log(0.001) + 0.25 * k, atol=1e-5)
+
   def test_budget_left(self):
     (x, y), _ = _data(seed=5)
     metadata = dict(self.metadata, features=["train_loss", "budget_left"])

@@ -111,6 +111,7 @@ class FeaturesTest(tf.test.TestCase):
       final_kernel=kernel,
       learning_rate=0.02,
       budget_left=0.25,
+      initial_learning_rate=0.005,
     )
     obs = features.observation(state, list(features.FEATURES))
     expected = [
@@ -122,9 +123,18 @@ class FeaturesTest(tf.test.TestCase):
       np.var(kernel),
       np.log(0.02),
       0.25,
+      np.log(0.02 / 0.005),
     ]
     self.assertEqual(obs.dtype, np.float32)
     self.assertAllClose(obs, expected, rtol=1e-5, atol=1e-7)
+
+  def test_relative_rate_features_swap_the_absolute_rate(self):
+    self.assertLen(features.RELATIVE_RATE_FEATURES, len(features.BUDGET_AWARE_FEATURES))
+    self.assertNotIn("log_learning_rate", features.RELATIVE_RATE_FEATURES)
+    self.assertEqual(
+      features.RELATIVE_RATE_FEATURES.index("log_learning_rate_change"),
+      features.BUDGET_AWARE_FEATURES.index("log_learning_rate"),
+    )
 
   def test_paper_features_are_seven(self):
     self.assertLen(features.PAPER_FEATURES, 7)
@@ -234,6 +244,24 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
       self.assertAllClose(env.trainee.learning_rate, expected, rtol=1e-6)
     with self.assertRaisesRegex(UserError, "action_levels"):
       _env(action_levels=1)
+
+  def test_relative_rate_feature_is_the_log_rate_over_the_episode_start(self):
+    env = env_lib.LearningRateControlEnv(
+      lambda seed: _RateTrainee(),
+      num_steps=30,
+      action_interval=10,
+      initial_learning_rates=(0.1,),
+      feature_names=["log_learning_rate", "log_learning_rate_change"],
+      evaluate_test=False,
+    )
+    observations = [env.reset().observation]
+    for _ in range(2):
+      observations.append(env.step(np.float32(math.log(2.0))).observation)
+    self.assertAllClose(
+      np.array(observations),
+      [[math.log(0.1 * 2**k), k * math.log(2.0)] for k in range(3)],
+      rtol=1e-5,
+    )
 
   def test_reference_reward_compares_with_the_cached_constant_rate_run(self):
     trainee = _RateTrainee()

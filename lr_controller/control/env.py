@@ -44,10 +44,11 @@ from lr_controller.control import rewards as rewards_lib
 from lr_controller.errors import UserError
 from lr_controller.trainee import trainee as trainee_lib
 
-# `%PAPER_FEATURES` and `%BUDGET_AWARE_FEATURES` in gin files (registered here,
+# `%PAPER_FEATURES`, `%BUDGET_AWARE_FEATURES` and `%RELATIVE_RATE_FEATURES` in gin files (registered here,
 # on the training side, so that `features` and the callback need no gin).
 gin.constant("PAPER_FEATURES", features_lib.PAPER_FEATURES)
 gin.constant("BUDGET_AWARE_FEATURES", features_lib.BUDGET_AWARE_FEATURES)
+gin.constant("RELATIVE_RATE_FEATURES", features_lib.RELATIVE_RATE_FEATURES)
 
 INFO = {
   "identifier": "LearningRateControl",
@@ -391,6 +392,7 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
       final_kernel=self._trainee.final_layer.kernel,
       learning_rate=learning_rate,
       budget_left=1.0 - self._trainee.global_step / self.num_steps,
+      initial_learning_rate=self._episode["initial_learning_rate"],
     )
 
   def _observe(self, state: features_lib.TrainingState) -> np.ndarray:

@@ -18,11 +18,20 @@ pure function of the state, documented in `FEATURES`:
 | output_weight_variance      | variance of the final Dense layer's kernel                    | weight units^2   |
 | log_learning_rate           | natural log of the learning rate used by the last chunk       | log(lr)          |
 | budget_left                 | fraction of the episode's trainee steps still to run (extra)  | fraction in [0,1]|
+| log_learning_rate_change    | log of the last chunk's rate over the run's initial rate      | log(lr / lr0)    |
+|                             | (extra; 0 at the first decision)                              |                  |
 
 The paper's seven are `PAPER_FEATURES`; `budget_left` is an optional extra
 (budget-aware controllers, as in DACBench and later schedule work). Gin files
 name the two lists `%PAPER_FEATURES` and `%BUDGET_AWARE_FEATURES` (registered
 by `lr_controller.control.env`: this module needs TensorFlow only, as the callback does).
+
+`RELATIVE_RATE_FEATURES` (`%RELATIVE_RATE_FEATURES`) is `BUDGET_AWARE_FEATURES`
+with `log_learning_rate_change` in place of `log_learning_rate`: a controller
+that sees only its rate relative to where the run started scales whatever
+initial rate it is given (a user's Adam at 1e-3 stays in Adam's range), where
+one that sees the absolute rate steers towards the rates it was trained at
+(docs/experiments.md, round 12).
 
 The output-weight features read the model's final Dense layer
 (`find_final_dense`, TensorFlow only: the callback's look-up).
@@ -51,6 +60,7 @@ class TrainingState:
     final_kernel: kernel of the final Dense layer, [units_in, K].
     learning_rate: learning rate of the last chunk (> 0).
     budget_left: fraction of the episode's steps still to run.
+    initial_learning_rate: learning rate the run started at (> 0).
   """
 
   train_loss: float
@@ -60,6 +70,7 @@ class TrainingState:
   final_kernel: tf.Tensor | np.ndarray
   learning_rate: float
   budget_left: float
+  initial_learning_rate: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +132,13 @@ FEATURES: dict[str, Feature] = {
     "fraction of the episode's trainee steps still to run",
     "fraction",
   ),
+  "log_learning_rate_change": Feature(
+    lambda s: tf.math.log(
+      tf.constant(s.learning_rate / s.initial_learning_rate, tf.float32)
+    ),
+    "natural log of the last chunk's learning rate over the run's initial one",
+    "log(lr / lr0)",
+  ),
 }
 
 PAPER_FEATURES = (
@@ -133,6 +151,10 @@ PAPER_FEATURES = (
   "log_learning_rate",
 )
 BUDGET_AWARE_FEATURES = PAPER_FEATURES + ("budget_left",)
+RELATIVE_RATE_FEATURES = tuple(
+  "log_learning_rate_change" if n == "log_learning_rate" else n
+  for n in BUDGET_AWARE_FEATURES
+)
 
 
 def check_feature_names(names: Sequence[str]) -> tuple[str, ...]:
