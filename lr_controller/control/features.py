@@ -22,16 +22,17 @@ pure function of the state, documented in `FEATURES`:
 |                             | (extra; 0 at the first decision)                              |                  |
 
 The paper's seven are `PAPER_FEATURES`; `budget_left` is an optional extra
-(budget-aware controllers, as in DACBench and later schedule work). Gin files
-name the two lists `%PAPER_FEATURES` and `%BUDGET_AWARE_FEATURES` (registered
-by `lr_controller.control.env`: this module needs TensorFlow only, as the callback does).
-
-`RELATIVE_RATE_FEATURES` (`%RELATIVE_RATE_FEATURES`) is `BUDGET_AWARE_FEATURES`
+(budget-aware controllers, as in DACBench and later schedule work):
+`BUDGET_AWARE_FEATURES`. `RELATIVE_RATE_FEATURES` is `BUDGET_AWARE_FEATURES`
 with `log_learning_rate_change` in place of `log_learning_rate`: a controller
-that sees only its rate relative to where the run started scales whatever
+that sees only its rate relative to where the run started (the episode's
+initial rate; in the callback, the rate `fit` began with) scales whatever
 initial rate it is given (a user's Adam at 1e-3 stays in Adam's range), where
 one that sees the absolute rate steers towards the rates it was trained at
-(docs/experiments.md, round 12).
+(docs/experiments.md, round 12). Gin files name the three lists
+`%PAPER_FEATURES`, `%BUDGET_AWARE_FEATURES` and `%RELATIVE_RATE_FEATURES`
+(registered by `lr_controller.control.env`: this module needs TensorFlow only,
+as the callback does).
 
 The output-weight features read the model's final Dense layer
 (`find_final_dense`, TensorFlow only: the callback's look-up).
