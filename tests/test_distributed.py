@@ -165,6 +165,13 @@ class EndToEndTest(tf.test.TestCase):
       time.sleep(0.2)
     self.fail(f"fewer than {count} episodes in time; logs: {self._tails()}")
 
+  def _exit_code(self, process, timeout):
+    """The process's exit code; fails with every job's log if it runs on."""
+    try:
+      return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+      self.fail(f"{process.args} still runs after {timeout} s; logs: {self._tails()}")
+
   def _tails(self):
     out = {}
     for name in sorted(os.listdir(self._logs)):
@@ -206,10 +213,10 @@ class EndToEndTest(tf.test.TestCase):
       learner.send_signal(signal.SIGKILL)
       learner.wait()
       learner = self._start("train2", learner_args)
-      self.assertEqual(learner.wait(timeout=300), 0, self._tails())
+      self.assertEqual(self._exit_code(learner, 300), 0, self._tails())
       # Collectors stop by themselves once the learner has finished.
       for c in collectors[1:] + collectors[:1]:
-        self.assertEqual(c.wait(timeout=60), 0, self._tails())
+        self.assertEqual(self._exit_code(c, 60), 0, self._tails())
       self.assertIsNone(server.poll())  # The server serves until stopped.
       server.terminate()
       server.wait(timeout=30)
@@ -258,9 +265,9 @@ class EndToEndTest(tf.test.TestCase):
       # The server dies: the learner and the collectors stop with one line.
       server.send_signal(signal.SIGKILL)
       server.wait()
-      self.assertNotEqual(learner.wait(timeout=120), 0)
+      self.assertNotEqual(self._exit_code(learner, 120), 0)
       for c in collectors:
-        self.assertNotEqual(c.wait(timeout=120), 0)
+        self.assertNotEqual(self._exit_code(c, 120), 0, self._tails())
       for name in ("train", "collect0", "collect1"):
         lines = [
           line
@@ -276,9 +283,9 @@ class EndToEndTest(tf.test.TestCase):
       server = self._start("reverb2", server_args)
       collectors = start_collectors("b")
       learner = self._start("train2", learner_args)
-      self.assertEqual(learner.wait(timeout=300), 0, self._tails())
+      self.assertEqual(self._exit_code(learner, 300), 0, self._tails())
       for c in collectors:
-        self.assertEqual(c.wait(timeout=60), 0, self._tails())
+        self.assertEqual(self._exit_code(c, 60), 0, self._tails())
       server.terminate()
       server.wait(timeout=30)
     finally:
