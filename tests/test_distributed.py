@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 
+import reverb
 import tensorflow as tf
 
 from lr_controller import constants, gin_utils
@@ -131,6 +132,21 @@ class ProtocolTest(tf.test.TestCase):
       self.assertTrue(bool(pulled.finished.numpy()))
     finally:
       server.stop()
+
+  def test_a_write_cut_by_a_dying_server_is_a_lost_server(self):
+    server = reverb.Server([reverb.Table.queue("q", max_size=1)], port=None)
+    client = reverb.Client(f"localhost:{server.port}")
+    cut = tf.errors.InternalError(
+      None, None, "Error when confirming that all items written to table."
+    )
+    # While the server answers, an InternalError is not a lost server.
+    with self.assertRaises(tf.errors.InternalError):
+      with distributed._server_errors_as_user_errors(client):
+        raise cut
+    server.stop()
+    with self.assertRaisesRegex(UserError, "lost the Reverb server at localhost"):
+      with distributed._server_errors_as_user_errors(client):
+        raise cut
 
   def test_a_lost_server_is_one_user_error(self):
     gin_utils.parse_gin(

@@ -115,12 +115,32 @@ def make_server(port: int, seed: int = 0) -> reverb.Server:
   return server
 
 
+def _server_answers(client: reverb.Client) -> bool:
+  """Whether the Reverb server still answers (within a few seconds)."""
+  try:
+    client.server_info(timeout=5)
+  except _CONNECTION_ERRORS:
+    return False
+  return True
+
+
 @contextlib.contextmanager
 def _server_errors_as_user_errors(client: reverb.Client):
-  """Turns a lost connection to the Reverb server into one UserError line."""
+  """Turns a lost connection to the Reverb server into one UserError line.
+
+  A write the server dies during raises an InternalError ("Error when
+  confirming that all items written"); it counts as lost when the server no
+  longer answers, and is raised as it is otherwise.
+  """
   try:
     yield
-  except _CONNECTION_ERRORS + (tf.errors.NotFoundError, tf.errors.CancelledError) as e:
+  except _CONNECTION_ERRORS + (
+    tf.errors.NotFoundError,
+    tf.errors.CancelledError,
+    tf.errors.InternalError,
+  ) as e:
+    if isinstance(e, tf.errors.InternalError) and _server_answers(client):
+      raise
     raise UserError(
       f"lost the Reverb server at {client.server_address}: {first_line(e)}"
     ) from None
