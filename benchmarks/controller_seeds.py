@@ -341,11 +341,10 @@ def _transfer_all(root: str, roots: dict[int, str]) -> list[dict]:
   from lr_controller import constants
 
   first = min(roots)
-  reference = None
+  first_root = os.path.join(root, "eval", f"seed_{first}_transfer")
   per_seed = {}
   for seed, controller_root in sorted(roots.items()):
     _say(f"transfer of controller seed {seed} to {FLAGS.task_set}")
-    first_root = os.path.join(root, "eval", f"seed_{first}_transfer")
     per_seed[seed] = _transfer(
       os.path.join(root, "eval", f"seed_{seed}_transfer"),
       _policies(controller_root)["final"],
@@ -354,7 +353,7 @@ def _transfer_all(root: str, roots: dict[int, str]) -> list[dict]:
       else os.path.join(first_root, constants.BASELINE_SEARCH_DIR),
       peers=None if seed == first else (),
     )
-    reference = reference or per_seed[seed]
+  reference = per_seed[first]  # Step decay and the peers ran there.
   out = []
   for index, setting in enumerate(reference["settings"]):
     step_decay, best_peer, peers = _baselines(setting["methods"])
@@ -472,10 +471,22 @@ def main(argv):
   _say(f"\nwritten: {root}/controller_seeds.md, {root}/controller_seeds.json")
 
 
-def _table(rows, step_decay, best_peer, peers) -> str:
-  def ms(values):
-    return f"{values[0]:.4f} ± {values[1]:.4f}"
+def _mean_std(values) -> str:
+  """'mean ± std' of a [mean, std] pair."""
+  return f"{values[0]:.4f} ± {values[1]:.4f}"
 
+
+def _comparison_cells(r: dict) -> str:
+  """A row's test loss and its comparisons with step decay and the best peer."""
+  return (
+    f"{_mean_std(r['test_loss'])} | "
+    f"{'better' if r['better_than_step_decay'] else 'worse'} | {r['p_vs_step_decay']:.3g} | "
+    f"{'better' if r.get('better_than_best_peer') else 'worse'} | "
+    f"{r.get('p_vs_best_peer', float('nan')):.3g} | {r['at_chance']} |"
+  )
+
+
+def _table(rows, step_decay, best_peer, peers) -> str:
   lines = []
   if FLAGS.source_gin_bindings:
     lines.append(
@@ -499,10 +510,8 @@ def _table(rows, step_decay, best_peer, peers) -> str:
   ]
   for r in sorted(rows, key=lambda r: (r["episodes"], r["controller_seed"])):
     lines.append(
-      f"| {r['episodes']} | {r['controller_seed']} | {r['chosen_at']} | {ms(r['test_loss'])} | "
-      f"{'better' if r['better_than_step_decay'] else 'worse'} | {r['p_vs_step_decay']:.3g} | "
-      f"{'better' if r.get('better_than_best_peer') else 'worse'} | "
-      f"{r.get('p_vs_best_peer', float('nan')):.3g} | {r['at_chance']} |"
+      f"| {r['episodes']} | {r['controller_seed']} | {r['chosen_at']} | "
+      + _comparison_cells(r)
     )
   lines.append("")
   for episodes in sorted({r["episodes"] for r in rows}):
@@ -521,26 +530,17 @@ def _table(rows, step_decay, best_peer, peers) -> str:
 
 def _transfer_table(entry: dict) -> str:
   """One held-out setting of the transfer: a row per controller seed."""
-
-  def ms(values):
-    return f"{values[0]:.4f} ± {values[1]:.4f}"
-
   peer = entry["best_peer"]
   lines = [
     f"transfer to {entry['setting']} (step decay and peers tuned on "
-    f"{entry['tuned_on']}): step decay {ms(entry['step_decay'])}"
-    + (f"; best peer: {peer['name']}, {ms(peer['test_loss'])}" if peer else ""),
+    f"{entry['tuned_on']}): step decay {_mean_std(entry['step_decay'])}"
+    + (f"; best peer: {peer['name']}, {_mean_std(peer['test_loss'])}" if peer else ""),
     "",
     "| controller seed | test loss | vs step decay | p | vs best peer | p | runs at chance |",
     "|---|---|---|---|---|---|---|",
   ]
   for r in entry["rows"]:
-    lines.append(
-      f"| {r['controller_seed']} | {ms(r['test_loss'])} | "
-      f"{'better' if r['better_than_step_decay'] else 'worse'} | {r['p_vs_step_decay']:.3g} | "
-      f"{'better' if r.get('better_than_best_peer') else 'worse'} | "
-      f"{r.get('p_vs_best_peer', float('nan')):.3g} | {r['at_chance']} |"
-    )
+    lines.append(f"| {r['controller_seed']} | " + _comparison_cells(r))
   return "\n".join(lines)
 
 
