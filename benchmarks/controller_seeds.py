@@ -310,7 +310,7 @@ def _compare(
   from scipy import stats
 
   row = {
-    "test_loss": [float(losses.mean()), float(losses.std(ddof=1))],
+    "test_loss": _pair(losses),
     "n": int(len(losses)),
     "at_chance": int(np.sum(losses > CHANCE_TEST_LOSS))
     + FLAGS.num_runs
@@ -324,12 +324,24 @@ def _compare(
   return row
 
 
-def _baselines(methods: list[dict]) -> tuple[np.ndarray, str | None, dict]:
-  """Step decay's test losses, the best peer's name (lowest mean), the peers."""
+def _pair(losses: np.ndarray) -> list[float]:
+  """[mean, std] (ddof 1) of test losses [runs]."""
+  return [float(losses.mean()), float(losses.std(ddof=1))]
+
+
+def _baselines(methods: list[dict]) -> tuple[np.ndarray, np.ndarray | None, dict]:
+  """Step decay's test losses [runs], the best peer's (lowest mean; None
+  without peers), and both summarised as {'step_decay', 'best_peer'}."""
   by_name = {m["name"]: m for m in methods}
   peers = {n: m for n, m in by_name.items() if m["kind"] == "peer"}
-  best_peer = min(peers, key=lambda n: _test_losses(peers[n]).mean()) if peers else None
-  return _test_losses(by_name["step_decay"]), best_peer, peers
+  step_decay = _test_losses(by_name["step_decay"])
+  best = min(peers, key=lambda n: _test_losses(peers[n]).mean()) if peers else None
+  peer = _test_losses(peers[best]) if best else None
+  summary = {
+    "step_decay": _pair(step_decay),
+    "best_peer": None if best is None else {"name": best, "test_loss": _pair(peer)},
+  }
+  return step_decay, peer, summary
 
 
 def _controller_losses(setting: dict) -> np.ndarray:
@@ -356,8 +368,7 @@ def _transfer_all(root: str, roots: dict[int, str]) -> list[dict]:
   reference = per_seed[first]  # Step decay and the peers ran there.
   out = []
   for index, setting in enumerate(reference["settings"]):
-    step_decay, best_peer, peers = _baselines(setting["methods"])
-    peer = _test_losses(peers[best_peer]) if best_peer else None
+    step_decay, peer, baselines = _baselines(setting["methods"])
     rows = []
     for seed, results in per_seed.items():
       row = _compare(_controller_losses(results["settings"][index]), step_decay, peer)
@@ -366,13 +377,7 @@ def _transfer_all(root: str, roots: dict[int, str]) -> list[dict]:
       {
         "setting": setting["name"],
         "tuned_on": reference["task_set"]["source"],
-        "step_decay": [float(step_decay.mean()), float(step_decay.std(ddof=1))],
-        "best_peer": None
-        if best_peer is None
-        else {
-          "name": best_peer,
-          "test_loss": [float(peer.mean()), float(peer.std(ddof=1))],
-        },
+        **baselines,
         "rows": rows,
       }
     )
@@ -411,8 +416,7 @@ def main(argv):
   search_path = os.path.join(
     root, "eval", f"seed_{first}_final", constants.BASELINE_SEARCH_DIR
   )
-  step_decay, best_peer, peers = _baselines(reference["settings"][0]["methods"])
-  peer = _test_losses(peers[best_peer]) if best_peer else None
+  step_decay, peer, baselines = _baselines(reference["settings"][0]["methods"])
 
   rows = []
   for seed, controller_root in sorted(roots.items()):
@@ -443,23 +447,14 @@ def main(argv):
       )
 
   transfer = _transfer_all(root, roots) if FLAGS.task_set else []
-  table = _table(rows, step_decay, best_peer, peers)
+  table = _table(rows, baselines)
   for entry in transfer:
     table += "\n\n" + _transfer_table(entry)
   _say("")
   _say(table)
   summary = {
     "source_gin_bindings": list(FLAGS.source_gin_bindings),
-    "step_decay": [float(step_decay.mean()), float(step_decay.std(ddof=1))],
-    "best_peer": None
-    if best_peer is None
-    else {
-      "name": best_peer,
-      "test_loss": [
-        float(_test_losses(peers[best_peer]).mean()),
-        float(_test_losses(peers[best_peer]).std(ddof=1)),
-      ],
-    },
+    **baselines,
     "rows": rows,
     "task_set": FLAGS.task_set,
     "transfer": transfer,
@@ -486,7 +481,8 @@ def _comparison_cells(r: dict) -> str:
   )
 
 
-def _table(rows, step_decay, best_peer, peers) -> str:
+def _table(rows: list[dict], baselines: dict) -> str:
+  """Table 1: a row per controller seed and episode count, then a summary per count."""
   lines = []
   if FLAGS.source_gin_bindings:
     lines.append(
@@ -495,14 +491,11 @@ def _table(rows, step_decay, best_peer, peers) -> str:
       "seed); episodes below are the fine-tuning's"
     )
   lines.append(
-    f"step decay (48-run grid): test loss {step_decay.mean():.4f} ± "
-    f"{step_decay.std(ddof=1):.4f}"
+    f"step decay (48-run grid): test loss {_mean_std(baselines['step_decay'])}"
   )
-  if best_peer:
-    peer = _test_losses(peers[best_peer])
-    lines.append(
-      f"best peer: {best_peer}, test loss {peer.mean():.4f} ± {peer.std(ddof=1):.4f}"
-    )
+  peer = baselines["best_peer"]
+  if peer:
+    lines.append(f"best peer: {peer['name']}, test loss {_mean_std(peer['test_loss'])}")
   lines += [
     "",
     "| episodes | controller seed | chosen at | test loss | vs step decay | p | vs best peer | p | runs at chance |",
