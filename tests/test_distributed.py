@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import reverb
 import tensorflow as tf
 
@@ -97,15 +98,17 @@ class ProtocolTest(tf.test.TestCase):
         version, index = tickets[1]
         # The right episode, a stale copy and a duplicate.
         for v in (version, version - 1, version):
-          client.insert(
+          distributed.insert(
+            client,
             distributed._encode_episode(collected[int(index)], int(v)),
-            {distributed.EPISODES_TABLE: 1.0},
+            distributed.EPISODES_TABLE,
           )
         reissued = next(client.sample(distributed.TICKETS_TABLE, 1))[0].data[0]
         log.append(("reissued", tuple(reissued)))
-        client.insert(
+        distributed.insert(
+          client,
           distributed._encode_episode(collected[int(reissued[1])], int(reissued[0])),
-          {distributed.EPISODES_TABLE: 1.0},
+          distributed.EPISODES_TABLE,
         )
 
       thread = threading.Thread(target=scripted_collector, daemon=True)
@@ -132,6 +135,52 @@ class ProtocolTest(tf.test.TestCase):
       self.assertTrue(bool(pulled.finished.numpy()))
     finally:
       server.stop()
+
+  def test_insert_stores_what_client_insert_does_and_gives_up_on_a_lost_server(self):
+    server = reverb.Server([reverb.Table.queue("q", max_size=2)], port=None)
+    client = reverb.Client(f"localhost:{server.port}")
+    data = [
+      np.int64(3),
+      np.array(b'{"return": 0.5}', dtype=object),
+      np.arange(6, dtype=np.float32).reshape(3, 2),
+    ]
+    distributed.insert(client, data, "q")
+    client.insert(data, {"q": 1.0})
+    ours, theirs = [next(client.sample("q", 1))[0].data for _ in range(2)]
+    self.assertLen(ours, 3)
+    for a, b, want in zip(ours, theirs, data):
+      self.assertEqual(a.dtype, b.dtype)
+      self.assertAllEqual(a, b)
+      self.assertAllEqual(a, want)
+    server.stop()
+    # `client.insert` would retry for ever here.
+    with self.assertRaisesRegex(UserError, "lost the Reverb server at localhost"):
+      with distributed._server_errors_as_user_errors(client):
+        distributed.insert(client, data, "q", timeout_secs=1)
+
+  def test_a_read_waits_while_the_server_answers_and_gives_up_when_it_is_lost(self):
+    server = reverb.Server([reverb.Table.queue("q", max_size=1)], port=None)
+    client = reverb.Client(f"localhost:{server.port}")
+
+    def slow():
+      time.sleep(2.5)
+      return "late"
+
+    # A live server: slower than the timeout is still an answer.
+    self.assertEqual(
+      distributed._unless_lost(client, slow, "slow", timeout_secs=1), "late"
+    )
+    with self.assertRaisesRegex(KeyError, "own"):
+      distributed._unless_lost(client, lambda: {}["own"], "failing", timeout_secs=1)
+    # An empty queue blocks the sampler; then the server goes: a lost server.
+    with self.assertRaisesRegex(
+      UserError, "lost the Reverb server.*waiting: no answer"
+    ):
+      with distributed._server_errors_as_user_errors(client):
+        threading.Timer(1.0, server.stop).start()
+        distributed._unless_lost(
+          client, lambda: next(client.sample("q", 1)), "waiting", timeout_secs=2
+        )
 
   def test_a_write_cut_by_a_dying_server_is_a_lost_server(self):
     server = reverb.Server([reverb.Table.queue("q", max_size=1)], port=None)

@@ -124,6 +124,42 @@ def _server_answers(client: reverb.Client) -> bool:
   return True
 
 
+def _unless_lost(
+  client: reverb.Client,
+  fn: Callable[[], object],
+  what: str,
+  timeout_secs: float = RPC_TIMEOUT_SECS,
+):
+  """`fn()`, a Reverb read; raises DeadlineExceededError if the server goes away.
+
+  Reverb's samplers wait for ever on a server that is gone, so `fn` runs in a
+  daemon thread (left behind if the server is lost), and after every
+  `timeout_secs` without a result the server is asked whether it still
+  answers; `fn`'s own errors are raised as they are.
+  """
+  outcome: queue.Queue = queue.Queue()
+
+  def run():
+    try:
+      outcome.put((True, fn()))
+    except Exception as e:  # pylint: disable=broad-except
+      outcome.put((False, e))
+
+  threading.Thread(target=run, daemon=True).start()
+  while True:
+    try:
+      ok, value = outcome.get(timeout=timeout_secs)
+    except queue.Empty:
+      if _server_answers(client):
+        continue
+      raise reverb.errors.DeadlineExceededError(
+        f"{what}: no answer within {timeout_secs:.0f} s"
+      ) from None
+    if ok:
+      return value
+    raise value
+
+
 @contextlib.contextmanager
 def _server_errors_as_user_errors(client: reverb.Client):
   """Turns a lost connection to the Reverb server into one UserError line.
@@ -176,9 +212,32 @@ def connect(address: str, timeout: float, say: Callable[[str], None]) -> reverb.
   return client
 
 
+def insert(
+  client: reverb.Client, data, table: str, timeout_secs: float = RPC_TIMEOUT_SECS
+) -> None:
+  """Inserts one item, `data` (a nest of arrays) as one step, into `table`.
+
+  `table` has no signature (tickets, episodes). Stores what
+  `client.insert(data, {table: 1.0})` stores, but bounded: that call
+  retries for ever while the server is gone (a collector hung there when the
+  server was killed); this one raises `reverb.errors.DeadlineExceededError`
+  after `timeout_secs`.
+  """
+  writer = client.trajectory_writer(num_keep_alive_refs=1)
+  try:
+    writer.append(data)
+    writer.create_item(
+      table, 1.0, tf.nest.map_structure(lambda column: column[-1:], writer.history)
+    )
+    writer.flush(timeout_ms=int(timeout_secs * 1000))
+  finally:
+    writer.close()
+
+
 def publish_config(client: reverb.Client, gin_config: str, seed: int) -> None:
   """Publishes the layout's gin config and seed (the reverb job does, once)."""
   blob = json.dumps({"gin": gin_config, "seed": seed}).encode()
+  # The server was started by this process a moment ago: no deadline needed.
   client.insert(np.array(blob, dtype=object), {CONFIG_TABLE: 1.0})
 
 
@@ -250,7 +309,7 @@ class ReverbCollector:
 
   def _issue(self, version: int, episodes) -> None:
     for k in episodes:
-      self._client.insert(np.array([version, k], np.int64), {TICKETS_TABLE: 1.0})
+      insert(self._client, np.array([version, k], np.int64), TICKETS_TABLE)
 
   def _timeout(self) -> float:
     if self._reissue_after is not None:
@@ -286,7 +345,11 @@ class ReverbCollector:
           last_progress = time.monotonic()
         time.sleep(0.1)
         continue
-      data = next(self._client.sample(EPISODES_TABLE, 1))[0].data
+      data = _unless_lost(
+        self._client,
+        lambda: next(self._client.sample(EPISODES_TABLE, 1))[0].data,
+        "sampling an episode",
+      )
       got_version, episode = _decode_episode(data, self._data_spec)
       if (
         got_version != version
@@ -377,7 +440,7 @@ def run_collector(
   def pull() -> bool:
     """Updates the policy if the learner pushed one; True once it finished."""
     if client.server_info(timeout=RPC_TIMEOUT_SECS)[VARIABLES_TABLE].current_size:
-      container.update(shared.nest)
+      _unless_lost(client, lambda: container.update(shared.nest), "pulling the policy")
     return bool(shared.finished.numpy())
 
   say(f"{name}: waiting for work")
@@ -395,7 +458,7 @@ def run_collector(
       start = time.perf_counter()
       [episode] = episode_collection.collect_episodes([py_env], policy, [index], seed)
       episode.info["seconds"] = time.perf_counter() - start
-      client.insert(_encode_episode(episode, version), {EPISODES_TABLE: 1.0})
+      insert(client, _encode_episode(episode, version), EPISODES_TABLE)
       done += 1
       say(
         f"{name}: episode {index} (policy {version}) in {episode.info['seconds']:.1f} s, "
