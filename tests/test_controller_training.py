@@ -144,6 +144,16 @@ class ControllerTrainingTest(tf.test.TestCase):
     self.assertNotIn("Traceback", other.stderr)
     self.assertEqual(open(os.path.join(root, constants.EPISODES_JSONL)).read(), before)
 
+    # The finished run asked again: nothing to train, and the operative config
+    # keeps the trainee's parameters (this call builds no trainee).
+    operative_path = os.path.join(root, constants.OPERATIVE_GIN)
+    operative = open(operative_path).read()
+    self.assertIn("build_noisy_quadratic.", operative)
+    again = _run(root, *_TOY, f"--num_episodes={target}")
+    self.assertEqual(again.returncode, 0, again.stderr[-2000:])
+    self.assertIn(f"{target} episodes already done", again.stdout)
+    self.assertEqual(open(operative_path).read(), operative)
+
   def test_same_seed_gives_the_same_run_resumed_or_parallel(self):
     # Keras initializers without a seed draw from NumPy's global generator:
     # unseeded, two runs of one command used to differ from the first action.

@@ -100,7 +100,6 @@ def _train_job() -> None:
   result = controller_training.train_controller(
     root_dir, seed=seed, say=cli.say, collector_fn=collector_fn, **kwargs
   )
-  gin_utils.write_operative_config(root_dir)
   cli.say(f"{result['episodes']} episodes; greedy policy: {result['policy_dir']}")
 
 

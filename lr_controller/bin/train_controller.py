@@ -60,7 +60,6 @@ def main(argv):
     result = controller_training.train_controller(
       root_dir, seed=FLAGS.seed, say=cli.say, **kwargs
     )
-    gin_utils.write_operative_config(root_dir)
   cli.say(f"{result['episodes']} episodes; greedy policy: {result['policy_dir']}")
   cli.say(f"episode log: {os.path.join(root_dir, constants.EPISODES_JSONL)}")
 

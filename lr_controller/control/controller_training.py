@@ -6,7 +6,10 @@ collect policy, train PPO on it, clear the on-policy data, repeat (paper:
 
   root_dir/
     controller_config.json   environment + network description (resume check)
-    config.gin, operative_config.gin
+    config.gin               the gin files and bindings given (the binaries)
+    operative_config.gin     what gin used, written when a call trains (a
+                             call on a finished run builds no trainee, and
+                             keeps the file as its training left it)
     episodes.jsonl           one line per finished episode (atomic appends)
     updates.jsonl            one line per PPO update: its health (ppo_diagnostics)
     train/                   TensorBoard summaries
@@ -58,7 +61,7 @@ import numpy as np
 import tensorflow as tf
 from tf_agents.specs import tensor_spec
 
-from lr_controller import constants, io_utils
+from lr_controller import constants, gin_utils, io_utils
 from lr_controller.control import agent as agent_lib
 from lr_controller.control import env as env_lib
 from lr_controller.control import (
@@ -555,6 +558,7 @@ def train_controller(
     writer.flush()
   finally:
     collector.close(finished=episode >= num_episodes)
+  gin_utils.write_operative_config(root_dir)
   return {"episodes": episode, "policy_dir": policy_dir, "last_episode": last_row}
 
 
