@@ -7,6 +7,7 @@ path for the same trainee seed and policy.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -18,8 +19,8 @@ import pytest
 import tensorflow as tf
 
 import lr_controller
+from lr_controller import constants, gin_utils
 from lr_controller import controller as controller_lib
-from lr_controller import gin_utils
 from lr_controller.control import controller_training
 from lr_controller.judge import evaluation
 from lr_controller.trainee import trainee as trainee_lib
@@ -141,6 +142,39 @@ class ServingSignaturesTest(tf.test.TestCase):
 
 
 @pytest.mark.slow
+class ScopedSettingsTest(tf.test.TestCase):
+  def test_training_draws_scoped_trainees_and_evaluation_runs_the_unscoped_one(self):
+    bindings = BINDINGS + [
+      "create_environment.scoped_initial_learning_rates = {'adam': [0.003]}",
+      "adam/make_optimizer.name = 'adam'",
+    ]
+    gin_utils.parse_gin(SMOKE, bindings, finalize=False)
+    root = self.create_tempdir().full_path
+    trained = controller_training.train_controller(
+      root,
+      seed=0,
+      num_episodes=4,
+      num_parallel_envs=2,
+      export_interval=0,
+      selection_runs=1,
+      say=lambda _: None,
+    )
+    with open(os.path.join(root, constants.EPISODES_JSONL)) as f:
+      episodes = [json.loads(line) for line in f]
+    rates = {(e["trainee_scope"], e["initial_learning_rate"]) for e in episodes}
+    self.assertEqual(rates, {("", 0.01), ("adam", 0.003)})
+    with open(os.path.join(root, constants.OPERATIVE_GIN)) as f:
+      self.assertIn("adam/make_optimizer.name = 'adam'", f.read())
+    # Evaluation runs the unscoped setting (SGD from 0.01) on every seed.
+    policy, metadata = evaluation.load_policy(trained["policy_dir"])
+    env = evaluation.make_environment(metadata)
+    for seed in evaluation.evaluation_seeds(0, 4):
+      record = evaluation.run_controller(env, policy, seed)
+      self.assertEqual(record["initial_learning_rate"], 0.01)
+      self.assertNotIn("trainee_scope", env.last_episode)
+      self.assertIsInstance(env.trainee.optimizer, tf.keras.optimizers.SGD)
+
+
 class OnePathTest(tf.test.TestCase):
   """A real exported policy on the digits smoke setting (~40 s)."""
 

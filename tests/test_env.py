@@ -2,6 +2,7 @@
 
 import math
 
+import gin
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
@@ -427,6 +428,68 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
     self.assertIsNotNone(record["test_loss"])
     self.assertAllClose(record["learning_rates"][0], 0.05 * math.exp(0.1), rtol=1e-5)
 
+  def test_scoped_settings_train_their_own_trainee_at_their_own_rates(self):
+    data = testing.tiny_data()
+
+    def build(seed):  # The optimizer as gin configures it.
+      return trainee_lib.Trainee(_model(seed), trainee_lib.make_optimizer(), data)
+
+    with gin.unlock_config():
+      gin.bind_parameter("adam/make_optimizer.name", "adam")
+    self.addCleanup(gin.clear_config)
+    env = env_lib.LearningRateControlEnv(
+      build,
+      num_steps=20,
+      action_interval=10,
+      initial_learning_rates=(0.05, 0.02),
+      scoped_initial_learning_rates={"adam": (0.003,)},
+      evaluate_test=False,
+    )
+    trainees = {}
+    for _ in range(12):
+      env.reset()
+      while not env.step(np.float32(0.0)).is_last():
+        pass
+      record = env.last_episode
+      scope = record["trainee_scope"]
+      trainees.setdefault(scope, env.trainee)
+      self.assertIs(env.trainee, trainees[scope])  # Built once per scope.
+      expected = {"": ("SGD", (0.05, 0.02)), "adam": ("Adam", (0.003,))}[scope]
+      self.assertEqual(type(env.trainee.optimizer).__name__, expected[0])
+      self.assertIn(record["initial_learning_rate"], expected[1])
+    self.assertCountEqual(trainees, ["", "adam"])
+    # Without scoped settings the record has no scope (episode files unchanged).
+    plain = _env(data=data, evaluate_test=False)
+    plain.reset()
+    while not plain.step(np.float32(0.0)).is_last():
+      pass
+    self.assertNotIn("trainee_scope", plain.last_episode)
+
+  def test_reference_curves_are_kept_per_scope(self):
+    built = []
+
+    def build(seed):
+      del seed
+      built.append(_RateTrainee())
+      return built[-1]
+
+    env = env_lib.LearningRateControlEnv(
+      build,
+      num_steps=20,
+      action_interval=10,
+      initial_learning_rates=(0.1,),
+      scoped_initial_learning_rates={"other": (0.1,)},
+      reward="log_val_loss_vs_reference",
+      evaluate_test=False,
+    )
+    home = env.reference_curve(3, 0.1)
+    other = env.reference_curve(3, 0.1, "other")
+    self.assertLen(built, 2)
+    self.assertAllClose(home, other)  # Same kind of trainee, run separately.
+    self.assertEqual([t.train_calls for t in built], [2, 2])
+    env.reference_curve(3, 0.1, "other")  # Cached.
+    self.assertEqual([t.train_calls for t in built], [2, 2])
+
   def test_bad_arguments(self):
     for kwargs in (
       dict(num_steps=45),
@@ -434,6 +497,11 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
       dict(min_learning_rate=1.0, max_learning_rate=0.5),
       dict(initial_learning_rates=(0.0,)),
       dict(reward="accuracy"),
+      dict(scoped_initial_learning_rates={"1x": (0.1,)}),
+      dict(scoped_initial_learning_rates={"adam": ()}),
+      dict(scoped_initial_learning_rates={"adam": 0.1}),
+      dict(scoped_initial_learning_rates={"adam": (-1.0,)}),
+      dict(scoped_initial_learning_rates=["adam"]),
     ):
       with self.assertRaises(UserError, msg=str(kwargs)):
         _env(**kwargs)

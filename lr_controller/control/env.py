@@ -27,9 +27,10 @@ Like DACBench's SGD environment, its description lives in one table, `INFO`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import gin
 import numpy as np
@@ -77,11 +78,19 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
   Args:
     trainee_fn: builds the trainee once, given a seed; later episodes reuse it
       through `trainee.reset(seed, lr)` (no retracing). Anything that
-      follows `trainee.TraineeRun` works (see `toy_problems`).
+      follows `trainee.TraineeRun` works (see `toy_problems`). It is called
+      once more, inside `gin.config_scope(scope)`, for each scope of
+      `scoped_initial_learning_rates`.
     num_steps: trainee steps per episode (paper: 1000).
     action_interval: trainee steps per decision (paper: 10).
     initial_learning_rates: each episode starts at one of these, drawn with the
       episode's seed (paper: one of 0.01, 0.001, 0.0001 per setting).
+    scoped_initial_learning_rates: more trainee settings to train on: gin
+      scope -> its initial learning rates. The trainee of scope `s` is built
+      with `s/...` bindings (say `adam/make_optimizer.name = 'adam'`), and
+      each episode draws one (setting, rate) pair, uniformly over the rates
+      of the unscoped trainee and of every scope. None or empty: the unscoped
+      trainee only. Evaluation always runs the unscoped trainee.
     min_learning_rate: lower bound on the learning rate.
     max_learning_rate: upper bound on the learning rate.
     max_factor: largest factor one decision may scale the rate by (> 1).
@@ -114,6 +123,7 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     num_steps: int = 1000,
     action_interval: int = 10,
     initial_learning_rates: Sequence[float] = (0.01,),
+    scoped_initial_learning_rates: Mapping[str, Sequence[float]] | None = None,
     min_learning_rate: float = 1e-6,
     max_learning_rate: float = 1.0,
     max_factor: float = 2.0,
@@ -148,6 +158,10 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     ]
     if not self._initial_lrs:
       raise UserError("initial_learning_rates must not be empty")
+    # (gin scope, initial rate) pairs an episode draws from; "" is unscoped.
+    self._settings = [("", lr) for lr in self._initial_lrs] + _scoped_settings(
+      scoped_initial_learning_rates
+    )
     self.num_steps = int(num_steps)
     self.action_interval = int(action_interval)
     self.max_log_factor = float(math.log(max_factor))
@@ -172,9 +186,10 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     self.nonfinite_actions = 0
     self.last_episode: dict | None = None
     self._trainee_fn = trainee_fn
+    self._trainees: dict[str, trainee_lib.TraineeRun] = {}  # By gin scope.
     self._trainee = None
-    # (trainee seed, initial rate) -> the reference run's validation losses.
-    self._reference_curves: dict[tuple[int, float], list[float]] = {}
+    # (scope, trainee seed, initial rate) -> the reference run's validation losses.
+    self._reference_curves: dict[tuple[str, int, float], list[float]] = {}
     self._reference: list[float] | None = None
     self._pending_seed: int | None = None
     self._episode_ended = True
@@ -209,8 +224,21 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
 
   @property
   def trainee(self):
-    """The trainee (built on the first reset)."""
+    """The current episode's trainee (built on the first reset)."""
     return self._trainee
+
+  def _scoped_trainee(self, scope: str, seed: int):
+    """The trainee of gin scope `scope` ("": unscoped).
+
+    The first call builds every setting's trainee, so that gin's operative
+    config records the bindings of all of them, whichever process runs
+    which episodes.
+    """
+    if not self._trainees:
+      for name in dict.fromkeys(name for name, _ in self._settings):
+        with gin.config_scope(name) if name else contextlib.nullcontext():
+          self._trainees[name] = self._trainee_fn(seed)
+    return self._trainees[scope]
 
   def episode_seed(self, episode: int) -> int:
     """Seed of the trainee of episode `episode` (0-based)."""
@@ -230,14 +258,13 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     )
     self._pending_seed = None
     rng = np.random.default_rng(seed)
-    lr = float(self._initial_lrs[rng.integers(len(self._initial_lrs))])
-    if self._trainee is None:
-      self._trainee = self._trainee_fn(seed)
+    scope, lr = self._settings[rng.integers(len(self._settings))]
+    self._trainee = self._scoped_trainee(scope, seed)
     self._reference = None
     reference_steps = 0
     if self._reward.needs_reference:
-      cached = (int(seed), float(lr)) in self._reference_curves
-      self._reference = self.reference_curve(seed, lr)
+      cached = (scope, int(seed), float(lr)) in self._reference_curves
+      self._reference = self.reference_curve(seed, lr, scope)
       reference_steps = 0 if cached else self.num_steps
     self._trainee.reset(seed, lr)
     start = self._trainee.validate(keep_probabilities=True)
@@ -250,6 +277,9 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
       "episode": episode,
       "seed": seed,
       "initial_learning_rate": lr,
+      **(
+        {"trainee_scope": scope} if len(self._settings) > len(self._initial_lrs) else {}
+      ),
       "learning_rates": [],
       "val_losses": [],
       "train_losses": [],
@@ -331,20 +361,23 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     initial = self._initial_val_loss if initial is None else initial
     return ratio is not None and val_loss > ratio * initial
 
-  def reference_curve(self, seed: int, learning_rate: float) -> list[float]:
+  def reference_curve(
+    self, seed: int, learning_rate: float, scope: str = ""
+  ) -> list[float]:
     """Validation losses after each decision of the constant-rate reference run.
 
-    The trainee of `seed` trains at `learning_rate` throughout (every action
-    0), validated at each decision; once it diverges, the remaining entries
-    are its initial validation loss. Computed once per (seed, rate) and
-    cached; leaves the trainee to be reset.
+    The trainee of gin scope `scope` ("": unscoped) and `seed` trains at
+    `learning_rate` throughout (every action 0), validated at each decision;
+    once it diverges, the remaining entries are its initial validation loss.
+    Computed once per (scope, seed, rate) and cached; leaves the trainee to
+    be reset.
 
     Returns:
       decisions_per_episode floats.
     """
-    key = (int(seed), float(learning_rate))
+    key = (scope, int(seed), float(learning_rate))
     if key not in self._reference_curves:
-      trainee = self._trainee
+      trainee = self._scoped_trainee(scope, seed)
       trainee.reset(seed, learning_rate)
       initial = trainee.validate().loss
       curve = []
@@ -414,6 +447,44 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
   def set_state(self, state: dict) -> None:
     self.episode_index = int(state["episode_index"])
     self.nonfinite_actions = int(state.get("nonfinite_actions", 0))
+
+
+def _scoped_settings(
+  scoped_initial_learning_rates: Mapping[str, Sequence[float]] | None,
+) -> list[tuple[str, float]]:
+  """(scope, initial rate) pairs of `scoped_initial_learning_rates`, checked."""
+  if not scoped_initial_learning_rates:
+    return []
+  if not isinstance(scoped_initial_learning_rates, Mapping):
+    raise UserError(
+      "scoped_initial_learning_rates must map gin scopes to initial rates, "
+      f"like {{'adam': [0.003]}}; got {scoped_initial_learning_rates!r}"
+    )
+  settings = []
+  for scope, rates in scoped_initial_learning_rates.items():
+    if not _is_gin_scope(scope):
+      raise UserError(
+        f"scoped_initial_learning_rates: {scope!r} is not a gin scope name "
+        "(like 'adam' or 'sgd/batch50')"
+      )
+    if isinstance(rates, (str, bytes)) or not isinstance(rates, Sequence) or not rates:
+      raise UserError(
+        f"scoped_initial_learning_rates[{scope!r}] must be a non-empty list of "
+        f"initial rates, got {rates!r}"
+      )
+    settings += [(scope, trainee_lib.check_learning_rate(lr)) for lr in rates]
+  return settings
+
+
+def _is_gin_scope(name) -> bool:
+  """True if gin accepts `name` (non-empty) as a scope."""
+  if not isinstance(name, str) or not name:
+    return False
+  try:
+    with gin.config_scope(name):
+      return True
+  except ValueError:
+    return False
 
 
 @gin.configurable

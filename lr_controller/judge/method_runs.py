@@ -82,9 +82,14 @@ def make_environment(
   kwargs = {} if trainee_fn is None else {"trainee_fn": trainee_fn}
   # An exported policy answers with log factors, whatever head it was trained
   # with (a discrete head's choice is mapped in the export), so the
-  # environment takes log factors here.
+  # environment takes log factors here; and it runs the unscoped trainee
+  # only, the setting being evaluated, whatever else it was trained on.
   env = env_lib.create_environment(
-    seed=seed, evaluate_test=True, action_levels=None, **kwargs
+    seed=seed,
+    evaluate_test=True,
+    action_levels=None,
+    scoped_initial_learning_rates=None,
+    **kwargs,
   )
   check_policy_matches(env, metadata)
   return env
