@@ -353,12 +353,14 @@ def _transfer_all(root: str, roots: dict[int, str]) -> list[dict]:
   from lr_controller import constants
 
   first = min(roots)
-  first_root = os.path.join(root, "eval", f"seed_{first}_transfer")
+  # One folder per task set: a finished transfer is reused by its folder.
+  task_set = os.path.splitext(os.path.basename(FLAGS.task_set))[0]
+  first_root = os.path.join(root, "eval", f"seed_{first}_{task_set}")
   per_seed = {}
   for seed, controller_root in sorted(roots.items()):
     _say(f"transfer of controller seed {seed} to {FLAGS.task_set}")
     per_seed[seed] = _transfer(
-      os.path.join(root, "eval", f"seed_{seed}_transfer"),
+      os.path.join(root, "eval", f"seed_{seed}_{task_set}"),
       _policies(controller_root)["final"],
       None
       if seed == first
