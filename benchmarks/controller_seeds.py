@@ -419,6 +419,8 @@ def main(argv):
     root, "eval", f"seed_{first}_final", constants.BASELINE_SEARCH_DIR
   )
   step_decay, peer, baselines = _baselines(reference["settings"][0]["methods"])
+  # Evaluations of an older version did not record it.
+  baselines["numerics"] = reference["protocol"].get("numerics")
 
   rows = []
   for seed, controller_root in sorted(roots.items()):
@@ -492,6 +494,11 @@ def _table(rows: list[dict], baselines: dict) -> str:
       f"{' '.join(FLAGS.source_gin_bindings)} (seed {FLAGS.source_seed_offset} + "
       "seed); episodes below are the fine-tuning's"
     )
+  numerics = baselines.get("numerics") or {}
+  lines.append(
+    f"step decay and peers evaluated with TensorFlow {numerics.get('tensorflow', '?')}, "
+    f"intra-op threads: {numerics.get('intra_op_threads', 'not recorded')}"
+  )
   lines.append(
     f"step decay (48-run grid): test loss {_mean_std(baselines['step_decay'])}"
   )

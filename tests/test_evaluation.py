@@ -283,6 +283,10 @@ class EvaluationTest(tf.test.TestCase):
   def test_every_method_uses_the_same_evaluation_seeds(self):
     expected = [evaluation.EVAL_SEED_OFFSET + i for i in range(NUM_RUNS)]
     self.assertEqual(self.results["settings"][0]["seeds"], expected)
+    # What else sets the runs' numbers is recorded with them.
+    numerics = self.results["protocol"]["numerics"]
+    self.assertEqual(numerics["tensorflow"], tf.__version__)
+    self.assertIn("intra_op_threads", numerics)
     for name, method in self.methods().items():
       self.assertEqual([r["seed"] for r in method["runs"]], expected, name)
     # Disjoint from every seed controller training uses (episode k of seed s).
@@ -521,6 +525,14 @@ def _read(path: str) -> str:
       {
         "digits/lenet/adam lr0=0.001": ("adam", 100),
         "digits/lenet/sgd batch=50 lr0=0.003": ("sgd", 50),
+      },
+    ),
+    (
+      "tasks/digits_optimizers.gin",
+      "lrc_digits",
+      {
+        "digits/lenet/rmsprop lr0=0.001": ("rmsprop", 100),
+        "digits/lenet/adam lr0=0.001": ("adam", 100),
       },
     ),
     (

@@ -61,6 +61,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import gin
+import tensorflow as tf
 
 from lr_controller import checks, constants, gin_utils, io_utils
 from lr_controller.control import env as env_lib
@@ -480,6 +481,23 @@ def _protocol(seed: int, num_runs: int, seeds: Sequence[int], peers) -> dict:
     "independent two-sample t-test, two-sided",
     "alpha": ALPHA,
     "peers": list(peers),
+    "numerics": _numerics(),
+  }
+
+
+def _numerics() -> dict:
+  """What sets the runs' floating-point results besides the seeds.
+
+  The same seeds give slightly different runs with another TensorFlow or
+  another number of intra-op threads, and a schedule at the edge of
+  stability can then end far apart (docs/experiments.md, round 14).
+  """
+  threads = tf.config.threading.get_intra_op_parallelism_threads() or int(
+    os.environ.get("TF_NUM_INTRAOP_THREADS", "0")
+  )
+  return {
+    "tensorflow": tf.__version__,
+    "intra_op_threads": threads or f"TensorFlow's default ({os.cpu_count()} cores)",
   }
 
 
