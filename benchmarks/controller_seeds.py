@@ -494,10 +494,14 @@ def _table(rows: list[dict], baselines: dict) -> str:
       f"{' '.join(FLAGS.source_gin_bindings)} (seed {FLAGS.source_seed_offset} + "
       "seed); episodes below are the fine-tuning's"
     )
-  numerics = baselines.get("numerics") or {}
+  numerics = baselines.get("numerics")
   lines.append(
-    f"step decay and peers evaluated with TensorFlow {numerics.get('tensorflow', '?')}, "
-    f"intra-op threads: {numerics.get('intra_op_threads', 'not recorded')}"
+    "step decay and peers evaluated with "
+    + (
+      f"TensorFlow {numerics['tensorflow']}, intra-op threads: {numerics['intra_op_threads']}"
+      if numerics
+      else "numerics not recorded (an older evaluation)"
+    )
   )
   lines.append(
     f"step decay (48-run grid): test loss {_mean_std(baselines['step_decay'])}"
