@@ -466,6 +466,9 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
     self.assertNotIn("trainee_scope", plain.last_episode)
 
   def test_reference_curves_are_kept_per_scope(self):
+    with gin.unlock_config():
+      gin.bind_parameter("other/make_optimizer.name", "adam")  # Any binding.
+    self.addCleanup(gin.clear_config)
     built = []
 
     def build(seed):
@@ -497,14 +500,24 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
       dict(min_learning_rate=1.0, max_learning_rate=0.5),
       dict(initial_learning_rates=(0.0,)),
       dict(reward="accuracy"),
-      dict(scoped_initial_learning_rates={"1x": (0.1,)}),
-      dict(scoped_initial_learning_rates={"adam": ()}),
-      dict(scoped_initial_learning_rates={"adam": 0.1}),
-      dict(scoped_initial_learning_rates={"adam": (-1.0,)}),
-      dict(scoped_initial_learning_rates=["adam"]),
     ):
       with self.assertRaises(UserError, msg=str(kwargs)):
         _env(**kwargs)
+
+  def test_bad_scoped_settings(self):
+    with gin.unlock_config():
+      gin.bind_parameter("adam/make_optimizer.name", "adam")
+    self.addCleanup(gin.clear_config)
+    for scoped, message in (
+      ({"1x": (0.1,)}, "not a gin scope"),
+      ({"adma": (0.1,)}, "no binding in scope 'adma'"),  # A typo.
+      ({"adam": ()}, "non-empty list"),
+      ({"adam": 0.1}, "non-empty list"),
+      ({"adam": (-1.0,)}, "positive"),
+      (["adam"], "must map gin scopes"),
+    ):
+      with self.assertRaisesRegex(UserError, message, msg=str(scoped)):
+        _env(scoped_initial_learning_rates=scoped)
 
 
 if __name__ == "__main__":

@@ -461,11 +461,18 @@ def _scoped_settings(
       f"like {{'adam': [0.003]}}; got {scoped_initial_learning_rates!r}"
     )
   settings = []
+  bound = gin.config_str().splitlines()
   for scope, rates in scoped_initial_learning_rates.items():
     if not _is_gin_scope(scope):
       raise UserError(
         f"scoped_initial_learning_rates: {scope!r} is not a gin scope name "
         "(like 'adam' or 'sgd/batch50')"
+      )
+    if not any(line.startswith(f"{scope}/") for line in bound):
+      raise UserError(
+        f"scoped_initial_learning_rates: gin has no binding in scope {scope!r} "
+        f"(like {scope}/make_optimizer.name = 'adam'), so its trainee would be "
+        "the unscoped one"
       )
     if isinstance(rates, (str, bytes)) or not isinstance(rates, Sequence) or not rates:
       raise UserError(
