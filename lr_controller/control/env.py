@@ -263,7 +263,7 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     self._reference = None
     reference_steps = 0
     if self._reward.needs_reference:
-      cached = (scope, int(seed), float(lr)) in self._reference_curves
+      cached = _reference_key(scope, seed, lr) in self._reference_curves
       self._reference = self.reference_curve(seed, lr, scope)
       reference_steps = 0 if cached else self.num_steps
     self._trainee.reset(seed, lr)
@@ -375,7 +375,7 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     Returns:
       decisions_per_episode floats.
     """
-    key = (scope, int(seed), float(learning_rate))
+    key = _reference_key(scope, seed, learning_rate)
     if key not in self._reference_curves:
       trainee = self._scoped_trainee(scope, seed)
       trainee.reset(seed, learning_rate)
@@ -447,6 +447,13 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
   def set_state(self, state: dict) -> None:
     self.episode_index = int(state["episode_index"])
     self.nonfinite_actions = int(state.get("nonfinite_actions", 0))
+
+
+def _reference_key(
+  scope: str, seed: int, learning_rate: float
+) -> tuple[str, int, float]:
+  """Key of a cached reference curve: one per (scope, trainee seed, rate)."""
+  return (scope, int(seed), float(learning_rate))
 
 
 def _scoped_settings(
