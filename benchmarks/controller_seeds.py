@@ -23,17 +23,18 @@ digits/SGD after a controller trained on digits/Adam:
       --source_gin_bindings="create_environment.initial_learning_rates=[0.001]" \
       --gin_bindings=train_controller.num_episodes=48 --checkpoints=
 
-Transfer (the paper's Table 2): with `--task_set`, each seed's final policy
-is also applied, without retraining, to the task set's held-out settings,
-against the step decay and the peers tuned on its training setting (tuned
-once, in the first seed's transfer):
+Transfer (the paper's Table 2): with `--task_set` (repeatable), each seed's
+final policy is also applied, without retraining, to each task set's held-out
+settings, against the step decay and the peers tuned on its training setting
+(tuned once per task set, in the first seed's transfer):
 
-  python benchmarks/controller_seeds.py --task_set=tasks/digits_transfer.gin
+  python benchmarks/controller_seeds.py --task_set=tasks/digits_transfer.gin \
+      --task_set=tasks/digits_optimizers.gin
 
 Training runs as `train_controller` subprocesses, `--jobs` at a time, and
 resumes: re-running reuses finished training and evaluations. Prints one row
 per (episodes, controller seed) and a summary per episode count, then one
-table per held-out setting of `--task_set`; writes ROOT/controller_seeds.json
+table per held-out setting of each `--task_set`; writes ROOT/controller_seeds.json
 and ROOT/controller_seeds.md.
 """
 
@@ -75,11 +76,11 @@ flags.DEFINE_multi_string(
 flags.DEFINE_integer(
   "source_seed_offset", 10, "A source controller's seed: this plus the seed."
 )
-flags.DEFINE_string(
+flags.DEFINE_multi_string(
   "task_set",
-  None,
+  [],
   "Also judge each seed's final policy on this task set's held-out settings "
-  "(the paper's Table 2), e.g. tasks/digits_transfer.gin.",
+  "(the paper's Table 2), e.g. tasks/digits_transfer.gin; repeatable.",
 )
 FLAGS = flags.FLAGS
 
@@ -274,8 +275,10 @@ def _evaluate(eval_root: str, policy_dir: str, search_path: str | None, peers) -
   return _judged(eval_root, evaluation.evaluate, policy_dir, search_path, peers)
 
 
-def _transfer(eval_root: str, policy_dir: str, search_path: str | None, peers) -> dict:
-  """Table 2 (`evaluation.transfer` to `--task_set`) of `policy_dir` into `eval_root`."""
+def _transfer(
+  task_set: str, eval_root: str, policy_dir: str, search_path: str | None, peers
+) -> dict:
+  """Table 2 (`evaluation.transfer` to `task_set`) of `policy_dir` into `eval_root`."""
   from lr_controller import gin_utils
   from lr_controller.judge import evaluation
 
@@ -285,7 +288,7 @@ def _transfer(eval_root: str, policy_dir: str, search_path: str | None, peers) -
     policy_dir,
     search_path,
     peers,
-    task_set_path=gin_utils.resolve_gin_file(FLAGS.task_set),
+    task_set_path=gin_utils.resolve_gin_file(task_set),
     extra_gin_bindings=FLAGS.gin_bindings,
   )
 
@@ -298,9 +301,10 @@ def _episodes_spent(controller_root: str) -> int:
 
 
 def _test_losses(method: dict) -> np.ndarray:
-  return np.array(
-    [r["test_loss"] for r in method["runs"] if r["test_loss"] is not None]
-  )
+  """Test losses [runs with a finite one] of an evaluated method."""
+  from lr_controller.judge import comparison
+
+  return np.array(comparison.finite_values(method["runs"], "test_loss"))
 
 
 def _compare(
@@ -330,13 +334,22 @@ def _pair(losses: np.ndarray) -> list[float]:
 
 
 def _baselines(methods: list[dict]) -> tuple[np.ndarray, np.ndarray | None, dict]:
-  """Step decay's test losses [runs], the best peer's (lowest mean; None
-  without peers), and both summarised as {'step_decay', 'best_peer'}."""
+  """Step decay's test losses [runs], the best peer's, and both summarised as
+  {'step_decay', 'best_peer'}.
+
+  The best peer has the lowest mean among the peers with a test loss on every
+  run (a run that diverged before its first validation has none, and leaving
+  it out would flatter its method); None if no peer has.
+  """
   by_name = {m["name"]: m for m in methods}
-  peers = {n: m for n, m in by_name.items() if m["kind"] == "peer"}
+  complete = {
+    n: _test_losses(m)
+    for n, m in by_name.items()
+    if m["kind"] == "peer" and len(_test_losses(m)) == len(m["runs"])
+  }
   step_decay = _test_losses(by_name["step_decay"])
-  best = min(peers, key=lambda n: _test_losses(peers[n]).mean()) if peers else None
-  peer = _test_losses(peers[best]) if best else None
+  best = min(complete, key=lambda n: complete[n].mean()) if complete else None
+  peer = complete[best] if best else None
   summary = {
     "step_decay": _pair(step_decay),
     "best_peer": None if best is None else {"name": best, "test_loss": _pair(peer)},
@@ -348,19 +361,20 @@ def _controller_losses(setting: dict) -> np.ndarray:
   return _test_losses(next(m for m in setting["methods"] if m["kind"] == "controller"))
 
 
-def _transfer_all(root: str, roots: dict[int, str]) -> list[dict]:
-  """Each seed's final policy on `--task_set`'s held-out settings; one entry each."""
+def _transfer_all(root: str, roots: dict[int, str], task_set: str) -> list[dict]:
+  """Each seed's final policy on `task_set`'s held-out settings; one entry each."""
   from lr_controller import constants
 
   first = min(roots)
   # One folder per task set: a finished transfer is reused by its folder.
-  task_set = os.path.splitext(os.path.basename(FLAGS.task_set))[0]
-  first_root = os.path.join(root, "eval", f"seed_{first}_{task_set}")
+  stem = os.path.splitext(os.path.basename(task_set))[0]
+  first_root = os.path.join(root, "eval", f"seed_{first}_{stem}")
   per_seed = {}
   for seed, controller_root in sorted(roots.items()):
-    _say(f"transfer of controller seed {seed} to {FLAGS.task_set}")
+    _say(f"transfer of controller seed {seed} to {task_set}")
     per_seed[seed] = _transfer(
-      os.path.join(root, "eval", f"seed_{seed}_{task_set}"),
+      task_set,
+      os.path.join(root, "eval", f"seed_{seed}_{stem}"),
       _policies(controller_root)["final"],
       None
       if seed == first
@@ -377,6 +391,7 @@ def _transfer_all(root: str, roots: dict[int, str]) -> list[dict]:
       rows.append({"controller_seed": seed, **row})
     out.append(
       {
+        "task_set": task_set,
         "setting": setting["name"],
         "tuned_on": reference["task_set"]["source"],
         **baselines,
@@ -396,10 +411,11 @@ def main(argv):
     from lr_controller.errors import UserError
     from lr_controller.judge import task_sets
 
-    try:
-      task_sets.load_task_set(gin_utils.resolve_gin_file(FLAGS.task_set))
-    except UserError as e:
-      raise SystemExit(f"error: --task_set: {e}") from None
+    for task_set in FLAGS.task_set:
+      try:
+        task_sets.load_task_set(gin_utils.resolve_gin_file(task_set))
+      except UserError as e:
+        raise SystemExit(f"error: --task_set={task_set}: {e}") from None
   root = FLAGS.root_dir
   os.makedirs(root, exist_ok=True)
   roots = _train_all(root)
@@ -450,7 +466,11 @@ def main(argv):
         }
       )
 
-  transfer = _transfer_all(root, roots) if FLAGS.task_set else []
+  transfer = [
+    entry
+    for task_set in FLAGS.task_set
+    for entry in _transfer_all(root, roots, task_set)
+  ]
   table = _table(rows, baselines)
   for entry in transfer:
     table += "\n\n" + _transfer_table(entry)
@@ -460,7 +480,7 @@ def main(argv):
     "source_gin_bindings": list(FLAGS.source_gin_bindings),
     **baselines,
     "rows": rows,
-    "task_set": FLAGS.task_set,
+    "task_sets": list(FLAGS.task_set),
     "transfer": transfer,
   }
   with open(os.path.join(root, "controller_seeds.json"), "w") as f:
@@ -538,8 +558,8 @@ def _transfer_table(entry: dict) -> str:
   """One held-out setting of the transfer: a row per controller seed."""
   peer = entry["best_peer"]
   lines = [
-    f"transfer to {entry['setting']} (step decay and peers tuned on "
-    f"{entry['tuned_on']}): step decay {_mean_std(entry['step_decay'])}"
+    f"transfer to {entry['setting']} ({entry['task_set']}; step decay and peers "
+    f"tuned on {entry['tuned_on']}): step decay {_mean_std(entry['step_decay'])}"
     + (f"; best peer: {peer['name']}, {_mean_std(peer['test_loss'])}" if peer else ""),
     "",
     "| controller seed | test loss | vs step decay | p | vs best peer | p | runs at chance |",
