@@ -399,6 +399,26 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllClose(reward.fn(1.0, 0.25, None, 0.5), math.log(2.0))
     self.assertAllClose(reward.penalty(2.0, 1.0, 3, None, 0.5), math.log(0.25))
 
+  def test_setback_weight_charges_every_decision_above_the_best_loss(self):
+    env = env_lib.LearningRateControlEnv(
+      lambda seed: _ScriptedTrainee([2.0, 1.0, 1.5, 0.5, 0.8]),
+      num_steps=40,
+      action_interval=10,
+      reward="best_log_val_loss_improvement",
+      setback_weight=0.25,
+      reward_scale=0.5,
+    )
+    env.reset()
+    got = [float(env.step(np.float32(0.0)).reward) for _ in range(4)]
+    # New lows earn the best-loss reward; 1.5 after 1.0 and 0.8 after 0.5
+    # are setbacks, charged 0.25 * log(loss / best).
+    want = [math.log(2.0), -0.25 * math.log(1.5), math.log(2.0), -0.25 * math.log(1.6)]
+    self.assertAllClose(got, [0.5 * w for w in want])
+    self.assertAllClose(env.last_episode["return"], 0.5 * sum(want))
+    self.assertAllClose(rewards.setback(1.5, 1.0), math.log(1.5))
+    self.assertAllClose(rewards.setback(0.5, 1.0), 0.0)
+    self.assertAllClose(rewards.setback(1.0, 1.0), 0.0)
+
   def test_episode_seeds_advance_and_reset_reuses_the_graph(self):
     env = _env()
     env.reset()
@@ -500,6 +520,8 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
       dict(min_learning_rate=1.0, max_learning_rate=0.5),
       dict(initial_learning_rates=(0.0,)),
       dict(reward="accuracy"),
+      dict(setback_weight=-0.1),
+      dict(setback_weight=float("nan")),
     ):
       with self.assertRaises(UserError, msg=str(kwargs)):
         _env(**kwargs)

@@ -107,6 +107,9 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
       initial validation loss counts as divergence (ends the episode with the
       penalty), so an exploding but finite run cannot give one episode a
       return that swamps every other in its PPO update; None disables it.
+    setback_weight: each decision's reward also pays -setback_weight *
+      `rewards.setback` (the log of how far its validation loss is above the
+      lowest before it); 0 (the default) leaves the reward as it is.
     reward_scale: every reward (the penalty included) is multiplied by this
       (> 0). It does not change which schedule is best, but returns of order 1
       let the critic, whose outputs move by about its Adam rate per step, fit
@@ -132,6 +135,7 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     reward: str = "neg_val_loss",
     divergence_penalty: float | None = None,
     max_val_loss_ratio: float | None = 4.0,
+    setback_weight: float = 0.0,
     reward_scale: float = 1.0,
     seed: int = 0,
     evaluate_test: bool = True,
@@ -177,6 +181,11 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     if max_val_loss_ratio is not None and not max_val_loss_ratio > 1:
       raise UserError(f"max_val_loss_ratio must be above 1, got {max_val_loss_ratio}")
     self._max_val_loss_ratio = max_val_loss_ratio
+    if not (math.isfinite(setback_weight) and setback_weight >= 0):
+      raise UserError(
+        f"setback_weight must be finite and not negative, got {setback_weight}"
+      )
+    self._setback_weight = float(setback_weight)
     if not reward_scale > 0:
       raise UserError(f"reward_scale must be positive, got {reward_scale}")
     self._reward_scale = float(reward_scale)
@@ -339,8 +348,9 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
       if self._reference is None
       else self._reference[len(self._episode["learning_rates"]) - 1]
     )
-    reward = self._reward_scale * float(
-      self._reward.fn(previous_val, result.loss, reference, self._best_val_loss)
+    reward = self._reward_scale * (
+      float(self._reward.fn(previous_val, result.loss, reference, self._best_val_loss))
+      - self._setback_weight * rewards_lib.setback(result.loss, self._best_val_loss)
     )
     self._best_val_loss = min(self._best_val_loss, result.loss)
     state = self._state(train_loss, result.probabilities, lr)

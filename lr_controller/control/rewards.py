@@ -41,6 +41,13 @@ A diverged run ends the episode. Its last reward is the penalty; by default
   `best_log_val_loss_improvement`): all progress given back, so the episode's
   return is 0.
 An explicit number overrides it.
+
+A setback weight w (`create_environment.setback_weight`, 0 by default) adds a
+term to any reward: each decision also pays -w * `setback`, the log of how far
+its validation loss sits above the lowest one before it (0 at a new low). The
+best-loss reward alone pays nothing for recovering from a setback until the
+run beats its earlier best; with w > 0 every decision spent above the best
+costs, and cutting the rate to recover earns (docs/experiments.md, round 15).
 """
 
 from __future__ import annotations
@@ -118,6 +125,16 @@ REWARDS: dict[str, Reward] = {
     "(the return is log(initial / best))",
   ),
 }
+
+
+def setback(val_loss: float, best_val_loss: float) -> float:
+  """log(val_loss / best_val_loss) when above the best, else 0 (>= 0).
+
+  Args:
+    val_loss: the validation loss after a decision.
+    best_val_loss: the lowest validation loss before it, the initial one included.
+  """
+  return _safe_log(val_loss) - _safe_log(min(best_val_loss, val_loss))
 
 
 def get_reward(name: str) -> Reward:
