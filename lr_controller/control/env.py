@@ -109,7 +109,8 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
       return that swamps every other in its PPO update; None disables it.
     setback_weight: each decision's reward also pays -setback_weight *
       `rewards.setback` (the log of how far its validation loss is above the
-      lowest before it); 0 (the default) leaves the reward as it is.
+      lowest before it; a diverging decision pays the penalty alone); 0 (the
+      default) leaves the reward as it is.
     reward_scale: every reward (the penalty included) is multiplied by this
       (> 0). It does not change which schedule is best, but returns of order 1
       let the critic, whose outputs move by about its Adam rate per step, fit
