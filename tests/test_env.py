@@ -522,6 +522,7 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
       dict(reward="accuracy"),
       dict(setback_weight=-0.1),
       dict(setback_weight=float("nan")),
+      dict(setback_weight="0.25"),
     ):
       with self.assertRaises(UserError, msg=str(kwargs)):
         _env(**kwargs)

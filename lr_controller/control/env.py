@@ -38,8 +38,8 @@ from tf_agents.environments import py_environment
 from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
 
+from lr_controller import checks, io_utils
 from lr_controller import controller as controller_lib
-from lr_controller import io_utils
 from lr_controller.control import features as features_lib
 from lr_controller.control import rewards as rewards_lib
 from lr_controller.errors import UserError
@@ -182,11 +182,7 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     if max_val_loss_ratio is not None and not max_val_loss_ratio > 1:
       raise UserError(f"max_val_loss_ratio must be above 1, got {max_val_loss_ratio}")
     self._max_val_loss_ratio = max_val_loss_ratio
-    if not (math.isfinite(setback_weight) and setback_weight >= 0):
-      raise UserError(
-        f"setback_weight must be finite and not negative, got {setback_weight}"
-      )
-    self._setback_weight = float(setback_weight)
+    self._setback_weight = checks.non_negative("setback_weight", setback_weight)
     if not reward_scale > 0:
       raise UserError(f"reward_scale must be positive, got {reward_scale}")
     self._reward_scale = float(reward_scale)
