@@ -342,10 +342,9 @@ def _baselines(methods: list[dict]) -> tuple[np.ndarray, np.ndarray | None, dict
   it out would flatter its method); None if no peer has.
   """
   by_name = {m["name"]: m for m in methods}
+  peers = {n: _test_losses(m) for n, m in by_name.items() if m["kind"] == "peer"}
   complete = {
-    n: _test_losses(m)
-    for n, m in by_name.items()
-    if m["kind"] == "peer" and len(_test_losses(m)) == len(m["runs"])
+    n: losses for n, losses in peers.items() if len(losses) == len(by_name[n]["runs"])
   }
   step_decay = _test_losses(by_name["step_decay"])
   best = min(complete, key=lambda n: complete[n].mean()) if complete else None
