@@ -4,7 +4,9 @@
   pip install ".[train]"        # + the pinned training stack (TF 2.15, tf-agents, Reverb)
   pip install -c constraints.txt -e ".[train,test]"   # the dev venv (./run.sh setup)
 
-The shipped gin configs are package data (`lr_controller/gin_configs`).
+The gin configs live once, in the top-level `gin_configs/`; the build maps them
+into the package as `lr_controller/gin_configs` (package data of a package
+without code), where `gin_utils.GIN_CONFIGS_DIR` finds them in an installed wheel.
 """
 
 import setuptools
@@ -38,8 +40,12 @@ setuptools.setup(
     "reimplementation of Xu et al. 2019, 'Learning an Adaptive Learning "
     "Rate Schedule'."
   ),
-  packages=setuptools.find_packages(include=["lr_controller*", "official_models*"]),
-  package_data={"lr_controller": ["gin_configs/*.gin", "gin_configs/*/*.gin"]},
+  packages=[
+    *setuptools.find_packages(include=["lr_controller*", "official_models*"]),
+    "lr_controller.gin_configs",
+  ],
+  package_dir={"lr_controller.gin_configs": "gin_configs"},
+  package_data={"lr_controller.gin_configs": ["*.gin", "*/*.gin"]},
   python_requires=">=3.11",
   install_requires=CALLBACK_REQUIRES,
   extras_require={

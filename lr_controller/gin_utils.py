@@ -18,12 +18,26 @@ import gin
 from lr_controller import constants
 from lr_controller.errors import UserError
 
-# Directory holding the shipped gin configs (package data: the same in a
-# checkout and an installed wheel); a bare file name such as `smoke.gin` or
+
+def _gin_configs_dir() -> str:
+  """The shipped gin configs: `gin_configs/` of a checkout, else the wheel's copy.
+
+  The one copy sits at the repository's top level; setup.py maps it into the
+  wheel as `lr_controller/gin_configs`.
+  """
+  package = os.path.dirname(os.path.abspath(__file__))
+  checkout = os.path.dirname(package)
+  if os.path.isfile(os.path.join(checkout, "setup.py")) and os.path.isdir(
+    os.path.join(checkout, "gin_configs")
+  ):
+    return os.path.join(checkout, "gin_configs")
+  return os.path.join(package, "gin_configs")
+
+
+# Directory holding the shipped gin configs (the same files in a checkout and
+# an installed wheel); a bare file name such as `smoke.gin` or
 # `controller/digits.gin` is looked up here when it is not a path.
-GIN_CONFIGS_DIR = os.path.join(
-  os.path.dirname(os.path.abspath(__file__)), "gin_configs"
-)
+GIN_CONFIGS_DIR = _gin_configs_dir()
 
 
 def resolve_gin_file(path: str) -> str:
@@ -91,7 +105,7 @@ def parse_gin(
   """Clears gin, then parses files (in order) and bindings (after them).
 
   Args:
-    gin_files: paths, or names of configs shipped in `lr_controller/gin_configs/`.
+    gin_files: paths, or names of configs shipped in `gin_configs/`.
     gin_bindings: strings like `"trainee_setup.num_steps = 20"`.
     finalize: lock the config afterwards.
 

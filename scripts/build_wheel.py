@@ -19,8 +19,15 @@ import tempfile
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# What setup.py builds from: its packages (with their gin configs) and itself.
-BUILD_INPUTS = ("setup.py", "pyproject.toml", "lr_controller", "official_models")
+# What setup.py builds from: its packages, the gin configs it maps into the
+# package, and itself.
+BUILD_INPUTS = (
+  "setup.py",
+  "pyproject.toml",
+  "lr_controller",
+  "official_models",
+  "gin_configs",
+)
 
 
 def build_wheel(out_dir: str) -> str:

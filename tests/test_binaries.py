@@ -193,7 +193,7 @@ class BinariesTest(tf.test.TestCase):
       return cls.run_binary(
         TRAIN,
         f"--root_dir={cls.scratch}/from_checkout",
-        "--gin_file=lr_controller/gin_configs/controller/digits.gin",
+        "--gin_file=gin_configs/controller/digits.gin",
         "--gin_file=smoke.gin",
         cwd=REPO_ROOT,
       )

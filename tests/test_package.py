@@ -59,6 +59,13 @@ def test_callback_import_leaves_out_the_training_stack():
   assert result == {"loaded": [], "tensorflow": True}
 
 
+def test_checkout_reads_the_one_top_level_gin_configs():
+  from lr_controller import gin_utils
+
+  assert gin_utils.GIN_CONFIGS_DIR == os.path.join(REPO_ROOT, "gin_configs")
+  assert not os.path.exists(os.path.join(REPO_ROOT, "lr_controller", "gin_configs"))
+
+
 @pytest.mark.slow
 def test_wheel_installs_and_runs_away_from_the_checkout():
   with tempfile.TemporaryDirectory(prefix="lrc_test_package_") as tmp:

@@ -24,8 +24,7 @@ flags.DEFINE_string(
 flags.DEFINE_multi_string(
   "gin_file",
   [],
-  "Gin config file, or the name of one shipped in lr_controller/gin_configs/ "
-  "(repeatable, in order).",
+  "Gin config file, or the name of one shipped in gin_configs/ (repeatable, in order).",
 )
 flags.DEFINE_multi_string(
   "gin_bindings",

@@ -89,7 +89,7 @@ def task_set(
   common_gin_files: Sequence[str] = (),
   common_gin_bindings: Sequence[str] = (),
 ) -> TaskSet:
-  """A task set, as a gin file under lr_controller/gin_configs/tasks/ binds it.
+  """A task set, as a gin file under gin_configs/tasks/ binds it.
 
   Args:
     name: the task set's name.
