@@ -163,8 +163,8 @@ def main(argv):
   import numpy as np
   import tensorflow as tf
 
+  from lr_controller import features as features_lib
   from lr_controller.control import env as env_lib
-  from lr_controller.control import features as features_lib
   from lr_controller.trainee import trainee as trainee_lib
 
   print(

@@ -91,8 +91,8 @@ import numpy as np
 import tensorflow as tf
 
 from lr_controller import controller as controller_lib
+from lr_controller import features as features_lib
 from lr_controller import io_utils
-from lr_controller.control import features as features_lib
 from lr_controller.errors import UserError, first_line
 
 # Features read from the model's outputs on fixed inputs.

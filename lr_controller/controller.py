@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from lr_controller import constants
-from lr_controller.control import features as features_lib
+from lr_controller import features as features_lib
 from lr_controller.errors import UserError, first_line
 
 POLICY_FORMAT = "lr_controller.policy/1"

@@ -8,9 +8,9 @@ import tensorflow as tf
 from absl.testing import parameterized
 from tf_agents.environments import utils as env_utils
 
-from lr_controller import testing
+from lr_controller import features, testing
 from lr_controller.control import env as env_lib
-from lr_controller.control import features, rewards
+from lr_controller.control import rewards
 from lr_controller.errors import UserError
 from lr_controller.trainee import trainee as trainee_lib
 

@@ -33,6 +33,7 @@ lr_controller.LearnedLRScheduler, lr_controller.load_policy
 print(json.dumps({{
   "loaded": [m for m in {TRAINING_MODULES!r} if m in sys.modules],
   "tensorflow": "tensorflow" in sys.modules,
+  "control": sorted(m for m in sys.modules if m.split(".")[:2] == ["lr_controller", "control"]),
 }}))
 """
 
@@ -56,7 +57,7 @@ def test_callback_import_leaves_out_the_training_stack():
   proc = _run([sys.executable, "-c", LIGHT_IMPORT], cwd=REPO_ROOT)
   _assert_ok(proc)
   result = json.loads(proc.stdout.strip().splitlines()[-1])
-  assert result == {"loaded": [], "tensorflow": True}
+  assert result == {"loaded": [], "tensorflow": True, "control": []}
 
 
 def test_checkout_reads_the_one_top_level_gin_configs():

@@ -7,8 +7,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import official_models
-from lr_controller import testing
-from lr_controller.control import features
+from lr_controller import features, testing
 from lr_controller.errors import UserError
 from lr_controller.trainee import data as data_lib
 from lr_controller.trainee import schedules

@@ -1,1 +1,1 @@
-"""The controller side: features, rewards, the environment, the PPO agent, controller training, collection, export."""
+"""The controller side: rewards, the environment, the PPO agent, controller training, collection, export."""

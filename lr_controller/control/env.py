@@ -2,7 +2,7 @@
 
 One episode is one whole trainee training run (paper: 1,000 steps). Every
 `action_interval` trainee steps (paper: 10) the controller observes the
-features of `lr_controller.control.features`, is rewarded by `lr_controller.control.rewards`,
+features of `lr_controller.features`, is rewarded by `lr_controller.control.rewards`,
 and answers with an action `a`; the learning rate of the next chunk is
 
     lr_t = clip(lr_{t-1} * exp(a), min_learning_rate, max_learning_rate),
@@ -40,7 +40,7 @@ from tf_agents.trajectories import time_step as ts
 
 from lr_controller import checks, io_utils
 from lr_controller import controller as controller_lib
-from lr_controller.control import features as features_lib
+from lr_controller import features as features_lib
 from lr_controller.control import rewards as rewards_lib
 from lr_controller.errors import UserError
 from lr_controller.trainee import trainee as trainee_lib
@@ -55,7 +55,7 @@ gin.constant("RELATIVE_RATE_FEATURES", features_lib.RELATIVE_RATE_FEATURES)
 INFO = {
   "identifier": "LearningRateControl",
   "reward": "per decision, by name from lr_controller.control.rewards.REWARDS (paper: neg_val_loss)",
-  "state_description": "features by name from lr_controller.control.features.FEATURES (paper: PAPER_FEATURES)",
+  "state_description": "features by name from lr_controller.features.FEATURES (paper: PAPER_FEATURES)",
   "action": "log scaling factor a in [-log(max_factor), log(max_factor)] (or, with "
   "action_levels, an index into evenly spaced ones); lr <- lr * exp(a)",
   "episode": "one trainee run of num_steps steps; a decision every action_interval steps",

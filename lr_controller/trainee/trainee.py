@@ -35,8 +35,8 @@ import numpy as np
 import tensorflow as tf
 
 import official_models
+from lr_controller import features as features_lib
 from lr_controller import io_utils
-from lr_controller.control import features as features_lib
 from lr_controller.errors import UserError
 from lr_controller.trainee import data as data_lib
 
