@@ -1,8 +1,14 @@
 """Installs lr_controller.
 
   pip install .                 # the callback and policy loader: TensorFlow only
-  pip install ".[train]"        # + the pinned training stack (TF 2.15, tf-agents, Reverb)
+  pip install -c constraints.txt ".[train]"   # + the pinned training stack (TF 2.15, tf-agents, Reverb)
   pip install -c constraints.txt -e ".[train,test]"   # the dev venv (./run.sh setup)
+
+`python_requires` is the base install's: Python 3.10 on (the callback uses
+`isinstance(x, A | B)`), with whichever TensorFlow >= 2.15 has wheels for it
+(2.15 covers 3.9-3.11, newer releases newer Pythons). The `train` extra's pins
+(TensorFlow 2.15.1, dm-reverb 0.14.0, scipy 1.17.1, ...) resolve on Python 3.11
+only.
 
 The gin configs live once, in the top-level `gin_configs/`; the build maps them
 into the package as `lr_controller/gin_configs` (package data of a package
@@ -30,6 +36,7 @@ TRAIN_REQUIRES = [
   "scipy==1.17.1",
   "matplotlib==3.11.2",
   "scikit-learn==1.9.1",
+  "mnist1d==0.0.2.post1",
 ]
 
 setuptools.setup(
@@ -46,7 +53,7 @@ setuptools.setup(
   ],
   package_dir={"lr_controller.gin_configs": "gin_configs"},
   package_data={"lr_controller.gin_configs": ["*.gin", "*/*.gin"]},
-  python_requires=">=3.11",
+  python_requires=">=3.10",
   install_requires=CALLBACK_REQUIRES,
   extras_require={
     "train": TRAIN_REQUIRES,

@@ -19,10 +19,7 @@ from collections.abc import Sequence
 import gin
 import tensorflow as tf
 
-from lr_controller.errors import UserError
-
-# Name of the final dense layer of every model in this package.
-FINAL_LAYER_NAME = "logits"
+from official_models.common import FINAL_LAYER_NAME, check_image_classifier_args
 
 # LeNet-5 works on 32x32 images, as in LeCun et al. 1998.
 LENET_INPUT_SIZE = 32
@@ -50,50 +47,6 @@ LENET_SPEC = [
   ("dense", 120, None),
   ("dense", 84, None),
 ]
-
-
-def validate_classifier_args(
-  input_shape: Sequence[int], num_classes: int, min_size: int = 1
-) -> tuple[int, int, int]:
-  """Checks an image classifier's `input_shape` and `num_classes`.
-
-  Args:
-    input_shape: `(height, width, channels)` of one image, positive ints.
-    num_classes: number of output classes, at least 2.
-    min_size: smallest accepted height and width.
-
-  Returns:
-    `input_shape` as a tuple of three Python ints.
-
-  Raises:
-    UserError: if `input_shape` is not three positive ints (height and width at
-      least `min_size`) or `num_classes` is not an int >= 2.
-  """
-  if isinstance(input_shape, str) or not isinstance(input_shape, Sequence):
-    raise UserError(
-      f"input_shape must be (height, width, channels), got {input_shape!r}"
-    )
-  if len(input_shape) != 3:
-    raise UserError(
-      "input_shape must have rank 3 (height, width, channels), got "
-      f"{tuple(input_shape)!r} of rank {len(input_shape)}"
-    )
-  for dim in input_shape:
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
-      raise UserError(
-        f"input_shape must hold positive ints, got {tuple(input_shape)!r}"
-      )
-  height, width, channels = (int(d) for d in input_shape)
-  if height < min_size or width < min_size:
-    raise UserError(
-      f"input_shape height and width must be at least {min_size}, got "
-      f"{tuple(input_shape)!r}"
-    )
-  if isinstance(num_classes, bool) or not isinstance(num_classes, int):
-    raise UserError(f"num_classes must be an int >= 2, got {num_classes!r}")
-  if num_classes < 2:
-    raise UserError(f"num_classes must be at least 2, got {num_classes}")
-  return height, width, channels
 
 
 def _to_lenet_size(x: tf.Tensor, height: int, width: int) -> tf.Tensor:
@@ -145,9 +98,9 @@ def lenet(
     Weights are deterministic given `tf.keras.utils.set_random_seed`.
 
   Raises:
-    UserError: for a bad `input_shape` or `num_classes`.
+    ValueError: for a bad `input_shape` or `num_classes`.
   """
-  height, width, channels = validate_classifier_args(
+  height, width, channels = check_image_classifier_args(
     input_shape, num_classes, min_size=4
   )
   padding = "same" if _is_small(height, width) else "valid"

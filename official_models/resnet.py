@@ -24,8 +24,7 @@ from collections.abc import Sequence
 import gin
 import tensorflow as tf
 
-from lr_controller.errors import UserError
-from official_models.lenet import FINAL_LAYER_NAME, validate_classifier_args
+from official_models.common import FINAL_LAYER_NAME, check_image_classifier_args
 
 # depth -> stages as (block type, filters, number of blocks). The first block
 # of each stage after the first has stride 2.
@@ -165,15 +164,15 @@ def _check_hyperparameters(
   weight_decay: float, batch_norm_momentum: float, batch_norm_epsilon: float
 ) -> None:
   if not isinstance(weight_decay, int | float) or not weight_decay >= 0:
-    raise UserError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
+    raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
   if not isinstance(batch_norm_momentum, int | float) or not (
     0 <= batch_norm_momentum < 1
   ):
-    raise UserError(
+    raise ValueError(
       f"batch_norm_momentum must be in [0, 1), got {batch_norm_momentum!r}"
     )
   if not isinstance(batch_norm_epsilon, int | float) or not batch_norm_epsilon > 0:
-    raise UserError(f"batch_norm_epsilon must be > 0, got {batch_norm_epsilon!r}")
+    raise ValueError(f"batch_norm_epsilon must be > 0, got {batch_norm_epsilon!r}")
 
 
 @gin.configurable
@@ -220,9 +219,9 @@ def resnet18(
     Weights are deterministic given `tf.keras.utils.set_random_seed`.
 
   Raises:
-    UserError: for a bad `input_shape`, `num_classes` or hyperparameter.
+    ValueError: for a bad `input_shape`, `num_classes` or hyperparameter.
   """
-  height, width, channels = validate_classifier_args(
+  height, width, channels = check_image_classifier_args(
     input_shape, num_classes, min_size=MIN_INPUT_SIZE
   )
   _check_hyperparameters(weight_decay, batch_norm_momentum, batch_norm_epsilon)

@@ -12,8 +12,7 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 import official_models
-from lr_controller.errors import UserError
-from official_models import FINAL_LAYER_NAME, build_model, lenet, resnet18
+from official_models import FINAL_LAYER_NAME, build_model, cnn1d, lenet, mlp, resnet18
 
 
 def _conv_params(kernel: int, c_in: int, c_out: int, bias: bool) -> int:
@@ -217,7 +216,7 @@ class ResNet18Test(tf.test.TestCase, parameterized.TestCase):
     ("too_small_input", dict(input_shape=(4, 4, 3))),
   )
   def test_bad_hyperparameters_raise(self, kwargs):
-    with self.assertRaises(UserError):
+    with self.assertRaises(ValueError):
       resnet18(**kwargs)
 
 
@@ -273,7 +272,7 @@ class CommonTest(tf.test.TestCase, parameterized.TestCase):
       self.assertAllEqual(a, b)
 
   def test_unknown_name_raises_listing_known_names(self):
-    with self.assertRaisesRegex(UserError, "vgg16.*lenet, resnet18"):
+    with self.assertRaisesRegex(ValueError, "vgg16.*cnn1d, lenet, mlp, resnet18"):
       build_model("vgg16", (32, 32, 3), 10)
 
   @parameterized.named_parameters(
@@ -286,15 +285,15 @@ class CommonTest(tf.test.TestCase, parameterized.TestCase):
     ("string", "28x28"),
     ("scalar", 28),
   )
-  def test_bad_input_shape_raises(self, input_shape):
-    for name in official_models.MODEL_BUILDERS:
-      with self.assertRaises(UserError, msg=name):
+  def test_bad_image_shape_raises(self, input_shape):
+    for name in ("lenet", "resnet18"):
+      with self.assertRaises(ValueError, msg=name):
         build_model(name, input_shape, 10)
 
   @parameterized.named_parameters(("one", 1), ("zero", 0), ("float", 10.0))
   def test_bad_num_classes_raises(self, num_classes):
     for name in official_models.MODEL_BUILDERS:
-      with self.assertRaises(UserError, msg=name):
+      with self.assertRaises(ValueError, msg=name):
         build_model(name, (32, 32, 3), num_classes)
 
   def test_gin_binds_builders(self):
@@ -308,6 +307,93 @@ class CommonTest(tf.test.TestCase, parameterized.TestCase):
     model = build_model(input_shape=(32, 32, 3), num_classes=10)
     self.assertEqual(model.name, "preact_resnet18")
     self.assertLen(model.losses, 21)
+
+
+def _cnn1d_params(length: int, in_channels: int, channels: int, classes: int) -> int:
+  """Parameters of the MNIST-1D CNN, lengths by PyTorch's Conv1d formula."""
+  total, c_in = 0, in_channels
+  for kernel, stride in [(5, 2), (3, 2), (3, 2)]:
+    total += kernel * c_in * channels + channels
+    length = (length + 2 * 1 - kernel) // stride + 1
+    c_in = channels
+  return total + _dense_params(length * channels, classes)
+
+
+class Mnist1dModelsTest(tf.test.TestCase, parameterized.TestCase):
+  """The MNIST-1D paper's MLP and 1-D CNN (Greydanus and Kobak 2024)."""
+
+  def test_mlp_parameter_count_and_output(self):
+    model = mlp((40, 1), 10)
+    expected = _dense_params(40, 100) + _dense_params(100, 100) + _dense_params(100, 10)
+    self.assertEqual(model.count_params(), expected)
+    self.assertEqual(expected, 15210)
+    self.assertEqual(model(np.zeros((3, 40, 1), np.float32)).shape, (3, 10))
+
+  def test_mlp_is_logistic_regression_without_hidden_layers(self):
+    model = mlp((8, 8, 1), 10, hidden_units=())
+    self.assertEqual(model.count_params(), _dense_params(64, 10))
+
+  def test_cnn1d_parameter_count_lengths_and_output(self):
+    model = cnn1d((40, 1), 10)
+    self.assertEqual(model.count_params(), _cnn1d_params(40, 1, 25, 10))
+    self.assertEqual(model.count_params(), 5210)
+    # PyTorch's lengths: 40 -> 19 -> 10 -> 5.
+    lengths = [model.get_layer(f"conv{i}").output.shape[1] for i in (1, 2, 3)]
+    self.assertEqual(lengths, [19, 10, 5])
+    self.assertEqual(model(np.zeros((2, 40, 1), np.float32)).shape, (2, 10))
+
+  def test_cnn1d_matches_an_independent_numpy_forward_pass(self):
+    model = cnn1d((40, 1), 10, channels=4)
+    x = np.random.RandomState(0).randn(2, 40, 1).astype(np.float32)
+    h = x
+    for i, (kernel, stride) in enumerate([(5, 2), (3, 2), (3, 2)], start=1):
+      w, b = model.get_layer(f"conv{i}").get_weights()  # [k, c_in, c_out], [c_out]
+      padded = np.pad(h, ((0, 0), (1, 1), (0, 0)))
+      out_len = (padded.shape[1] - kernel) // stride + 1
+      h = np.stack(
+        [
+          np.einsum("bkc,kcd->bd", padded[:, j * stride : j * stride + kernel], w) + b
+          for j in range(out_len)
+        ],
+        axis=1,
+      )
+      h = np.maximum(h, 0)
+    w, b = model.get_layer(FINAL_LAYER_NAME).get_weights()
+    expected = h.reshape(2, -1) @ w + b
+    self.assertAllClose(model(x, training=False), expected, atol=1e-5)
+
+  @parameterized.named_parameters(
+    ("mlp", lambda: mlp((40, 1), 10)), ("cnn1d", lambda: cnn1d((40, 1), 10))
+  )
+  def test_config_round_trip(self, builder):
+    model = builder()
+    clone = tf.keras.Model.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    x = np.random.RandomState(1).randn(3, 40, 1).astype(np.float32)
+    self.assertAllClose(model(x), clone(x), atol=1e-6)
+    self.assertEqual(clone.get_config(), model.get_config())
+
+  @parameterized.named_parameters(
+    ("cnn1d_rank_3", cnn1d, dict(input_shape=(40, 1, 1))),
+    ("cnn1d_too_short", cnn1d, dict(input_shape=(2, 1))),
+    ("cnn1d_channels", cnn1d, dict(channels=0)),
+    ("mlp_units", mlp, dict(hidden_units=(100, 0))),
+    ("mlp_units_string", mlp, dict(hidden_units="100")),
+    ("mlp_zero_dim", mlp, dict(input_shape=(40, 0))),
+    ("mlp_one_class", mlp, dict(num_classes=1)),
+  )
+  def test_bad_arguments_raise(self, builder, kwargs):
+    # Gin appends the configurable's name on later lines; the first says why.
+    with self.assertRaises(ValueError) as caught:
+      builder(**kwargs)
+    self.assertRegex(
+      str(caught.exception).splitlines()[0], "input_shape|channels|hidden_units|num_classes"
+    )
+
+  def test_gin_binds_the_builders(self):
+    gin.parse_config(["build_model.name = 'mlp'", "mlp.hidden_units = [7]"])
+    model = build_model(input_shape=(40, 1), num_classes=10)
+    self.assertEqual(model.count_params(), _dense_params(40, 7) + _dense_params(7, 10))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Input pipelines of the trainee: fixed train/validation/test splits as tf.data.
 
 `load_data` turns a tfds data set into a `Data`: an infinite, shuffled, batched
-train stream and finite, deterministic validation and test sets, with pixels in
-[0, 1] (float32) and int32 labels. The train split is decoded once and held in
+train stream and finite, deterministic validation and test sets of float32
+inputs (image pixels scaled to [0, 1]; MNIST-1D's standardised signals as
+they are) and int32 labels. The train split is decoded once and held in
 memory; `Data.train_stream(seed)` builds a stream over it whose batch order is
 a function of the seed and the data only (stateless shuffles), so a trainee
 reset to a seed sees the same batches in any process. The validation split is carved out of the
@@ -10,9 +11,11 @@ official train split (Xu et al. 2019 compute the controller's reward on
 held-out data, never on the test set).
 
 Nothing here touches the network. `lrc_digits` (scikit-learn's 8x8 digits, see
-`lr_controller.trainee.digits_dataset`) is prepared on first use; any other data set
-must already be prepared in `data_dir`, otherwise a one-line `UserError` says
-how to prepare it on a machine with internet.
+`lr_controller.trainee.digits_dataset`) and `lrc_mnist1d` (MNIST-1D generated
+by the `mnist1d` package, see `lr_controller.trainee.mnist1d_dataset`) are
+prepared on first use; any other data set must already be prepared in
+`data_dir`, otherwise a one-line `UserError` says how to prepare it on a
+machine with internet.
 """
 
 from __future__ import annotations
@@ -27,7 +30,12 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from lr_controller.errors import UserError
-from lr_controller.trainee import digits_dataset  # Registers the `lrc_digits` builder.
+
+# Importing the builders registers `lrc_digits` and `lrc_mnist1d`.
+from lr_controller.trainee import digits_dataset, mnist1d_dataset
+
+# The splits of a builder of ours, used as they are.
+_OWN_SPLITS = {"train": "train", "validation": "validation", "test": "test"}
 
 # Data set name -> split -> tfds split string. Fixed slices, so every run,
 # seed and machine sees the same examples in each split.
@@ -45,15 +53,21 @@ SPLITS: dict[str, dict[str, str]] = {
     "test": "test",
   },
   # 1,000 / 397 / 400: the builder's own splits.
-  digits_dataset.LrcDigits.name: {
-    "train": "train",
-    "validation": "validation",
-    "test": "test",
-  },
+  digits_dataset.LrcDigits.name: _OWN_SPLITS,
+  # 4,000 / 2,000 / 8,000: the builder's own splits (see `mnist1d_dataset`);
+  # `/shuffled` is the same examples with permuted positions.
+  mnist1d_dataset.LrcMnist1d.name: _OWN_SPLITS,
+  f"{mnist1d_dataset.LrcMnist1d.name}/shuffled": _OWN_SPLITS,
 }
 
 # Data sets `load_data` prepares itself, offline, on first use.
-_SELF_PREPARED = frozenset({digits_dataset.LrcDigits.name})
+_SELF_PREPARED = frozenset(
+  {
+    digits_dataset.LrcDigits.name,
+    mnist1d_dataset.LrcMnist1d.name,
+    f"{mnist1d_dataset.LrcMnist1d.name}/shuffled",
+  }
+)
 
 _PIXEL_MAX = 255.0
 
@@ -70,15 +84,16 @@ class Data:
 
   Attributes:
     name: tfds name of the data set, a key of `SPLITS`.
-    train: Infinite dataset of `(images, labels)`: images float32
-      [batch_size, H, W, C] in [0, 1], labels int32 [batch_size]. Shuffled
+    train: Infinite dataset of `(inputs, labels)`: inputs float32
+      [batch_size, *input_shape] (images in [0, 1]), labels int32 [batch_size]. Shuffled
       with the seed, reshuffled each epoch, only full batches. For
       `load_data`, `train_fn(seed)` of its `seed`.
-    validation: Finite dataset of `(images, labels)` batches (float32
-      [<=eval_batch_size, H, W, C], int32 [<=eval_batch_size]), same order on
+    validation: Finite dataset of `(inputs, labels)` batches (float32
+      [<=eval_batch_size, *input_shape], int32 [<=eval_batch_size]), same order on
       every pass.
     test: Like `validation`, for the test split.
-    input_shape: `(H, W, C)` of one image.
+    input_shape: shape of one input: `(H, W, C)` of an image, `(40, 1)` of an
+      MNIST-1D signal.
     num_classes: Number of label values; labels are in [0, num_classes).
     num_examples: Split name -> number of examples actually used (after
       `train_examples` / `validation_examples` / `test_examples`).
@@ -91,7 +106,7 @@ class Data:
   train: tf.data.Dataset
   validation: tf.data.Dataset
   test: tf.data.Dataset
-  input_shape: tuple[int, int, int]
+  input_shape: tuple[int, ...]
   num_classes: int
   num_examples: dict[str, int]
   train_fn: Callable[[int], tf.data.Dataset] | None = None
@@ -212,9 +227,12 @@ def _version_dir(name: str, data_dir: str) -> str:
   # (`tfds.builder(...).is_prepared()`) would, for an unprepared data set, call
   # `DatasetInfo.initialize_from_bucket()`, which queries gs://tfds-data even
   # with `try_gcs=False` (seconds, or a hang, without internet).
-  cls = tfds.builder_cls(name)
-  parts = [data_dir, name]
+  base, _, config_name = name.partition("/")
+  cls = tfds.builder_cls(base)
+  parts = [data_dir, base]
   config = cls.default_builder_config
+  if config_name:
+    config = cls.builder_configs[config_name]
   if config is not None:
     parts.append(config.name)
   version = config.version if config is not None and config.version else cls.VERSION
@@ -255,7 +273,7 @@ def _tfds_is_mocked() -> bool:
 
 
 def _ensure_available(name: str, data_dir: str) -> None:
-  """Prepares `lrc_digits` if needed; raises if another data set is missing.
+  """Prepares our offline data sets if needed; raises if another data set is missing.
 
   Raises:
     UserError: `name` is not self-prepared and not prepared in `data_dir`.
@@ -282,9 +300,15 @@ def _without_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
   return dataset.with_options(options)
 
 
-def _to_float(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-  """uint8 images [..., H, W, C] and int64 labels [...] -> float32 in [0, 1], int32."""
-  return tf.cast(image, tf.float32) / _PIXEL_MAX, tf.cast(label, tf.int32)
+def _to_float(inputs: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+  """Inputs [...] and int64 labels [...] -> float32 inputs, int32 labels.
+
+  uint8 images are scaled to [0, 1]; float inputs (MNIST-1D's standardised
+  signals) are kept as they are.
+  """
+  if inputs.dtype == tf.uint8:
+    return tf.cast(inputs, tf.float32) / _PIXEL_MAX, tf.cast(label, tf.int32)
+  return tf.cast(inputs, tf.float32), tf.cast(label, tf.int32)
 
 
 def _count(dataset: tf.data.Dataset) -> int:
@@ -337,10 +361,11 @@ def load_data(
   """Loads a data set's fixed splits as tf.data pipelines.
 
   Args:
-    name: tfds name, one of `SPLITS` ("lrc_digits", "fashion_mnist",
-      "cifar10").
+    name: tfds name, one of `SPLITS` ("lrc_digits", "lrc_mnist1d",
+      "lrc_mnist1d/shuffled", "fashion_mnist", "cifar10").
     data_dir: tfds data directory; None: `$TFDS_DATA_DIR`, else
-      `~/tensorflow_datasets`. `lrc_digits` is prepared there on first use.
+      `~/tensorflow_datasets`. `lrc_digits` and `lrc_mnist1d` are prepared
+      there on first use.
     batch_size: Examples per train batch; every train batch is full.
     eval_batch_size: Examples per validation/test batch (the last may be
       smaller).
@@ -353,7 +378,7 @@ def load_data(
       keeps the whole split.
 
   Returns:
-    The `Data`, pixels float32 in [0, 1] and labels int32.
+    The `Data`: float32 inputs (pixels in [0, 1]) and int32 labels.
 
   Raises:
     UserError: Unknown `name`, non-positive sizes, a data set that is not
@@ -417,7 +442,7 @@ def load_data(
     train=train_fn(seed),
     validation=finite(validation),
     test=finite(test),
-    input_shape=tuple(int(d) for d in info.features["image"].shape),
+    input_shape=tuple(int(d) for d in info.features[info.supervised_keys[0]].shape),
     num_classes=int(info.features["label"].num_classes),
     num_examples={"train": num_train, "validation": num_validation, "test": num_test},
     train_fn=train_fn,

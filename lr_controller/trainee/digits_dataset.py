@@ -53,7 +53,7 @@ _HOMEPAGE = (
 )
 
 
-class _LocalDatasetInfo(tfds.core.DatasetInfo):
+class LocalDatasetInfo(tfds.core.DatasetInfo):
   """A `DatasetInfo` that never looks for pre-computed metadata on GCS.
 
   `tfds.core.DatasetBuilder.__init__` calls `info.initialize_from_bucket()`
@@ -114,7 +114,7 @@ class LrcDigits(tfds.core.GeneratorBasedBuilder):
 
   def _info(self) -> tfds.core.DatasetInfo:
     """Returns the features: `image` uint8 [8, 8, 1] and `label` int64 in [0, 10)."""
-    return _LocalDatasetInfo(
+    return LocalDatasetInfo(
       builder=self,
       description=_DESCRIPTION,
       features=tfds.features.FeaturesDict(
