@@ -52,6 +52,7 @@ from absl import app, flags, logging  # noqa: E402
 import official_models  # noqa: E402
 from lr_controller import testing  # noqa: E402
 from lr_controller.trainee import data as data_lib  # noqa: E402
+from lr_controller.trainee import protocol  # noqa: E402
 from lr_controller.trainee import trainee as trainee_lib  # noqa: E402
 
 # Per data set: train batch size and steps per measurement.
@@ -130,7 +131,8 @@ def our_loop(
     trainee_lib.make_optimizer(learning_rate=FLAGS.learning_rate),
     data,
     jit_compile=jit_compile,
-    divergence_loss=float("inf"),  # Throughput only: never stop.
+    # Throughput only: stop at a non-finite loss alone.
+    rule=protocol.DivergenceRule(max_train_loss=float("inf"), max_val_loss_ratio=None),
   )
   calls, rest = divmod(steps, chunk)
 

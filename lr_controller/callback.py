@@ -28,9 +28,17 @@ own `fit`, so the policy sees what it saw during controller training:
                  min_learning_rate, max_learning_rate)
 
   with the bounds of the policy's metadata. A non-finite action is applied as
-  0. A decision whose losses are not finite does not call the policy and keeps
-  the rate (the environment never shows a diverged run to the policy; stop such
-  runs with `tf.keras.callbacks.TerminateOnNaN`).
+  0.
+* The run follows the protocol of every method (`lr_controller.trainee.protocol`,
+  the environment's during controller training): when a chunk's mean training
+  loss is not finite or above `max_train_loss`, or (with `validation_data`)
+  a validation loss is not finite or above `max_val_loss_ratio` times the
+  first one (at `on_train_begin`), the run has diverged: the decision is
+  recorded without calling the policy (the environment never shows a
+  diverged run to the policy) and training stops (`model.stop_training`).
+  With `restore_best_weights`, the weights of the lowest validation loss (the
+  initial ones included; never a diverged decision's) are put back when
+  `fit` ends, diverged or not, ready for the user's one test.
 
 Training loss: in Keras 2 and 3, `logs["loss"]` in `on_train_batch_end` is the
 running mean since the start of the epoch, so the chunk's per-batch losses are
@@ -94,6 +102,7 @@ from lr_controller import controller as controller_lib
 from lr_controller import features as features_lib
 from lr_controller import io_utils
 from lr_controller.errors import UserError, first_line
+from lr_controller.trainee import protocol
 
 # Features read from the model's outputs on fixed inputs.
 _PROBABILITY_FEATURES = ("prediction_variance", "prediction_change_variance")
@@ -259,18 +268,30 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
     total_steps: the run's total training batches, for a policy that observes
       `budget_left`; None uses `epochs * steps` of `fit` (the steps per epoch
       must then be known).
+    max_train_loss: a chunk's mean training loss above this (nats; inf: only
+      a non-finite one) is divergence: training stops (see the module
+      docstring). Default `protocol.MAX_TRAIN_LOSS`, the library's.
+    max_val_loss_ratio: a validation loss above this multiple (> 1) of the
+      first one is divergence; None: only a non-finite one. Needs
+      `validation_data` to act. Default `protocol.MAX_VAL_LOSS_RATIO`.
+    restore_best_weights: when `fit` ends, put back the weights of the lowest
+      validation loss (needs `validation_data`); False leaves the last ones.
 
   Attributes:
     policy: the loaded `Policy`.
     history: one dict per decision of the last `fit`, keys `LOG_FIELDS`:
       `step` (training batches done), `lr` (the rate set, used from the next
       batch on), `action` (the applied, clipped log factor; None if the
-      decision was skipped for non-finite losses), `val_loss`, `train_loss`
+      run diverged at the decision: no policy call), `val_loss`, `train_loss`
       (the values observed, nats; None if not finite).
     observations: float32 [num_features] observation of each decision that
       called the policy.
     step_types: the step type (0 first, 1 mid) of each such call.
     nonfinite_actions: non-finite actions applied as 0.
+    diverged: whether the last `fit` diverged (and was stopped).
+    best_val_loss: the lowest validation loss of the last `fit` (inf before
+      any; with `validation_data` only).
+    best_step: the training batches done at `best_val_loss` (None before any).
 
   Raises:
     UserError: at construction for a bad policy directory or argument; at
@@ -290,8 +311,12 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
     verbose: int = 0,
     probe_data: Any = None,
     total_steps: int | None = None,
+    max_train_loss: float = protocol.MAX_TRAIN_LOSS,
+    max_val_loss_ratio: float | None = protocol.MAX_VAL_LOSS_RATIO,
+    restore_best_weights: bool = False,
   ):
     super().__init__()
+    self.rule = protocol.DivergenceRule(max_train_loss, max_val_loss_ratio)
     self.policy = controller_lib.load_policy(policy_dir)
     self._controller = controller_lib.Controller(self.policy)
     self.action_interval = _positive_int(
@@ -330,6 +355,16 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
         raise UserError(
           f"lr_log_path must end in .csv or .jsonl, got {self.lr_log_path}"
         )
+    if not isinstance(restore_best_weights, bool):
+      raise UserError(
+        f"restore_best_weights must be True or False, got {restore_best_weights!r}"
+      )
+    if restore_best_weights and self._validation is None:
+      raise UserError(
+        "restore_best_weights keeps the weights of the lowest validation loss: "
+        "pass validation_data=(x, y)"
+      )
+    self.restore_best_weights = restore_best_weights
     self.verbose = int(verbose)
     self.history: list[dict] = []
     self.observations: list[np.ndarray] = []
@@ -337,6 +372,22 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
     self.nonfinite_actions = 0
     self._learning_rate: _LearningRate | None = None
     self._forward_model: tf.keras.Model | None = None
+    self._monitor = protocol.RunMonitor(self.rule)
+
+  @property
+  def diverged(self) -> bool:
+    """Whether the last `fit` diverged by the protocol's rule (and was stopped)."""
+    return self._monitor.diverged
+
+  @property
+  def best_val_loss(self) -> float:
+    """The last `fit`'s lowest validation loss (inf before any)."""
+    return self._monitor.best_val_loss
+
+  @property
+  def best_step(self) -> int | None:
+    """Training batches done at `best_val_loss` (None before any)."""
+    return self._monitor.best_step
 
   # ---- Set-up. ----
 
@@ -405,6 +456,12 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
     self._seen_epoch = False
     self._total_from_params = False
     self._controller.reset()
+    model = self.model
+    self._monitor = (
+      protocol.RunMonitor(self.rule, model.get_weights, model.set_weights)
+      if self.restore_best_weights
+      else protocol.RunMonitor(self.rule)
+    )
     self._previous_probabilities = np.zeros((1, 1), np.float32)
     self._learning_rate = _LearningRate(self.model)
     self._initial_learning_rate = self._learning_rate.get()
@@ -422,6 +479,7 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
     self._start_log()
     if self._validation is not None:
       loss, probabilities = self._validate()
+      self._monitor.observe_validation(loss, self._step)
       self._previous_probabilities = probabilities
       self._decide(train_loss=loss, val_loss=loss, probabilities=probabilities)
     elif self._probe is not None:
@@ -470,6 +528,13 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
     if logs is not None:
       logs["lr"] = self.learning_rate
 
+  def on_train_end(self, logs=None):
+    if self.restore_best_weights and self._monitor.restore_best() and self.verbose:
+      print(
+        f"LearnedLRScheduler: restored the weights of step {self.best_step} "
+        f"(val_loss {self.best_val_loss:.4f})"
+      )
+
   # ---- Decisions. ----
 
   @property
@@ -480,8 +545,9 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
     return self._learning_rate.get()
 
   def _end_chunk(self) -> None:
+    known_train_loss = None
     if self._chunk_has_loss:
-      train_loss = self._chunk_loss_sum / self._chunk_steps
+      train_loss = known_train_loss = self._chunk_loss_sum / self._chunk_steps
     elif self._needs_train_loss():
       raise UserError(
         "LearnedLRScheduler needs logs['loss'] in on_train_batch_end; the "
@@ -489,8 +555,10 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
       )
     else:
       train_loss = math.nan
+    self._monitor.observe_training(known_train_loss)
     if self._validation is not None:
       val_loss, probabilities = self._validate()
+      self._monitor.observe_validation(val_loss, self._step)
     else:
       val_loss = train_loss
       probabilities = (
@@ -509,7 +577,11 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
     return min(max(1.0 - self._step / self._total, 0.0), 1.0)
 
   def _decide(self, train_loss: float, val_loss: float, probabilities: np.ndarray):
-    """Observes, calls the policy and sets the learning rate of the next chunk."""
+    """Observes, calls the policy and sets the learning rate of the next chunk.
+
+    A diverged run (the monitor has seen the losses) calls no policy: training
+    stops.
+    """
     lr = self.learning_rate
     row = {
       "step": self._step,
@@ -518,13 +590,9 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
       "val_loss": io_utils.finite_or_none(val_loss),
       "train_loss": io_utils.finite_or_none(train_loss),
     }
-    names = self.policy.feature_names
-    needed_finite = [
-      v
-      for name, v in (("train_loss", train_loss), ("val_loss", val_loss))
-      if name in names
-    ]
-    if all(math.isfinite(v) for v in needed_finite):
+    if self._monitor.diverged:
+      self.model.stop_training = True
+    else:  # The losses the policy observes are finite (else: diverged).
       state = features_lib.TrainingState(
         train_loss=train_loss,
         val_loss=val_loss,
@@ -548,8 +616,8 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
     self._write_log(row)
     if self.verbose:
       action_text = (
-        "skipped (non-finite loss)"
-        if row["action"] is None
+        "none (diverged: training stops)"
+        if self._monitor.diverged
         else f"{row['action']:+.4f}"
       )
       val_text = "n/a" if row["val_loss"] is None else f"{row['val_loss']:.4f}"

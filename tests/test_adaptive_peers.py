@@ -1,7 +1,5 @@
 """Tests of the online/adaptive peers against independent computations."""
 
-import math
-
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
@@ -9,6 +7,7 @@ from absl.testing import parameterized
 from lr_controller import testing
 from lr_controller.errors import UserError
 from lr_controller.judge import adaptive_peers, autolrs
+from lr_controller.trainee import protocol
 from lr_controller.trainee import trainee as trainee_lib
 
 ROW_KEYS = {"step", "lr", "train_loss", "val_loss", "val_accuracy"}
@@ -35,18 +34,39 @@ def _flat(arrays):
 
 
 class _StubTrainee:
-  """Duck-typed trainee whose validation losses follow a given sequence."""
+  """Duck-typed trainee whose validation losses follow a given sequence.
 
-  def __init__(self, val_losses):
+  The sequence starts after the initial weights' validation (loss
+  `initial_val_loss`); divergence and the best loss follow the protocol.
+  """
+
+  def __init__(self, val_losses, initial_val_loss=1.0):
     self.optimizer = tf.keras.optimizers.SGD(1.0)
-    self._val_losses = list(val_losses)
+    self._val_losses = [initial_val_loss, *val_losses]
+    self.monitor = protocol.RunMonitor(protocol.DivergenceRule())
 
   def reset(self, seed, learning_rate, schedule=None):
     del seed
     assert schedule is None
     self.optimizer.learning_rate.assign(learning_rate)
-    self.global_step, self.diverged, self._evals = 0, False, 0
-    self.best_val_loss, self.best_step = math.inf, None
+    self.global_step, self._evals = 0, 0
+    self.monitor.start()
+
+  @property
+  def diverged(self):
+    return self.monitor.diverged
+
+  @property
+  def first_val_loss(self):
+    return self.monitor.first_val_loss
+
+  @property
+  def best_val_loss(self):
+    return self.monitor.best_val_loss
+
+  @property
+  def best_step(self):
+    return self.monitor.best_step
 
   @property
   def learning_rate(self):
@@ -59,8 +79,7 @@ class _StubTrainee:
   def validate(self):
     loss = self._val_losses[self._evals]
     self._evals += 1
-    if loss < self.best_val_loss:
-      self.best_val_loss, self.best_step = loss, self.global_step
+    self.monitor.observe_validation(loss, self.global_step)
     return trainee_lib.EvalResult(loss=loss, accuracy=0.5)
 
   def restore_best(self):

@@ -16,6 +16,7 @@ from lr_controller import controller as controller_lib
 from lr_controller import gin_utils
 from lr_controller.control import controller_training
 from lr_controller.errors import UserError
+from lr_controller.trainee import protocol
 
 _INTERVAL = 5
 _BATCH = 16
@@ -376,6 +377,120 @@ class LearnedLRSchedulerTest(tf.test.TestCase):
         (p - p_prev).var(axis=0).mean(),
         rtol=1e-3,
         atol=1e-9,
+      )
+
+  def _fit_at(self, lr, scheduler, validation=None):
+    """Fits a fresh logits model with SGD(lr); returns (model, initial weights, recorder)."""
+    (x, y), _ = _data()
+    tf.keras.utils.set_random_seed(0)
+    model = tf.keras.Sequential(_layers())
+    model.compile(
+      tf.keras.optimizers.SGD(lr),
+      tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    model.build((None, 8, 8))
+    initial = model.get_weights()
+    recorder = _Recorder()
+    model.fit(
+      x,
+      y,
+      batch_size=_BATCH,
+      epochs=_EPOCHS,
+      callbacks=[scheduler, recorder],
+      verbose=0,
+    )
+    return model, initial, recorder
+
+  def test_a_huge_rate_diverges_stops_fit_and_restores_the_initial_weights(self):
+    # The scripted condition every method of the protocol meets
+    # (test_protocol.py): at 1e6 the first chunk diverges, and the one
+    # checkpoint is the initial weights, validated at on_train_begin.
+    _, (xv, yv) = _data()
+    policy_dir = self._fake_policy_dir(
+      metadata={**self.metadata, "max_learning_rate": 1e7}
+    )
+    scheduler = lr_controller.LearnedLRScheduler(
+      policy_dir,
+      action_interval=_INTERVAL,
+      validation_data=(xv, yv),
+      validation_examples=_VAL_CAP,
+      restore_best_weights=True,
+    )
+    model, initial, recorder = self._fit_at(1e6, scheduler)
+    self.assertTrue(scheduler.diverged)
+    self.assertLen(recorder.lrs, _INTERVAL)  # Stopped after the first chunk.
+    self.assertEqual([row["step"] for row in scheduler.history], [0, _INTERVAL])
+    self.assertIsNone(scheduler.history[-1]["action"])  # No policy call.
+    self.assertLen(scheduler.observations, 1)
+    self.assertEqual(scheduler.best_step, 0)
+    for restored, weights in zip(model.get_weights(), initial):
+      self.assertAllEqual(restored, weights)
+    # Without restore_best_weights the last (diverged) weights stay.
+    keep_last = lr_controller.LearnedLRScheduler(
+      policy_dir,
+      action_interval=_INTERVAL,
+      validation_data=(xv, yv),
+      validation_examples=_VAL_CAP,
+    )
+    model, initial, recorder = self._fit_at(1e6, keep_last)
+    self.assertTrue(keep_last.diverged)
+    self.assertLen(recorder.lrs, _INTERVAL)
+    self.assertNotAllClose(model.get_weights()[0], initial[0])
+
+  def test_a_validation_loss_above_the_ratio_stops_fit(self):
+    # Validating on shifted labels: the better the model learns y, the worse
+    # its validation loss, which crosses 1.05 x its first value while the
+    # training loss stays finite and small.
+    _, (xv, yv) = _data()
+    ratio = 1.05
+    scheduler = lr_controller.LearnedLRScheduler(
+      self._fake_policy_dir(),
+      action_interval=_INTERVAL,
+      validation_data=(xv, (yv + 1) % 10),
+      validation_examples=_VAL_CAP,
+      max_val_loss_ratio=ratio,
+      restore_best_weights=True,
+    )
+    model, _, recorder = self._fit_at(0.5, scheduler)
+    self.assertTrue(scheduler.diverged)
+    val_losses = [row["val_loss"] for row in scheduler.history]
+    first, last = val_losses[0], val_losses[-1]
+    # The rule, recomputed: only the last decision is above the ratio, and
+    # training stopped there.
+    self.assertGreater(last, ratio * first)
+    self.assertTrue(all(v <= ratio * first for v in val_losses[:-1]))
+    self.assertLen(recorder.lrs, scheduler.history[-1]["step"])
+    self.assertLess(len(recorder.lrs), _NUM_BATCHES)
+    # The restored weights are the best decision's: validating them again
+    # gives the lowest loss before divergence.
+    best = int(np.argmin(val_losses[:-1]))
+    self.assertEqual(scheduler.best_step, scheduler.history[best]["step"])
+    restored = float(
+      tf.reduce_mean(
+        tf.keras.losses.sparse_categorical_crossentropy(
+          (yv[:_VAL_CAP] + 1) % 10, model(xv[:_VAL_CAP]), from_logits=True
+        )
+      )
+    )
+    self.assertAllClose(restored, val_losses[best], rtol=1e-5)
+
+  def test_divergence_arguments(self):
+    _, (xv, yv) = _data()
+    scheduler = lr_controller.LearnedLRScheduler(
+      self.policy_dir, validation_data=(xv, yv)
+    )
+    self.assertEqual(scheduler.rule, protocol.DivergenceRule())  # The library's.
+    with self.assertRaisesRegex(UserError, "max_val_loss_ratio"):
+      lr_controller.LearnedLRScheduler(
+        self.policy_dir, validation_data=(xv, yv), max_val_loss_ratio=0.5
+      )
+    with self.assertRaisesRegex(UserError, "max_train_loss"):
+      lr_controller.LearnedLRScheduler(
+        self.policy_dir, validation_data=(xv, yv), max_train_loss=-1.0
+      )
+    with self.assertRaisesRegex(UserError, "restore_best_weights.*validation_data"):
+      lr_controller.LearnedLRScheduler(
+        self.policy_dir, probe_data=xv, restore_best_weights=True
       )
 
   def test_no_data_is_an_error_for_probability_features(self):

@@ -12,6 +12,7 @@ from lr_controller import features, testing
 from lr_controller.control import env as env_lib
 from lr_controller.control import rewards
 from lr_controller.errors import UserError
+from lr_controller.trainee import protocol
 from lr_controller.trainee import trainee as trainee_lib
 
 
@@ -41,20 +42,35 @@ def _env(**kwargs):
 
 
 class _ScriptedTrainee:
-  """A trainee whose validation losses follow a script (initial one first)."""
+  """A trainee whose validation losses follow a script (initial one first).
 
-  def __init__(self, val_losses):
+  Divergence and the best loss follow the protocol, as every trainee's do.
+  """
+
+  def __init__(self, val_losses, rule=None):
     self._script = list(val_losses)
     self.final_layer = tf.keras.layers.Dense(3)
     self.final_layer.build((None, 2))
+    self.monitor = protocol.RunMonitor(rule or protocol.DivergenceRule())
 
   def reset(self, seed, learning_rate):
     del seed
     self.learning_rate = learning_rate
     self.global_step = 0
-    self.diverged = False
-    self.best_val_loss = math.inf
+    self.monitor.start()
     self._losses = iter(self._script)
+
+  @property
+  def diverged(self):
+    return self.monitor.diverged
+
+  @property
+  def best_val_loss(self):
+    return self.monitor.best_val_loss
+
+  @property
+  def best_step(self):
+    return self.monitor.best_step
 
   def set_learning_rate(self, learning_rate):
     self.learning_rate = learning_rate
@@ -65,7 +81,7 @@ class _ScriptedTrainee:
 
   def validate(self, keep_probabilities=False):
     loss = next(self._losses)
-    self.best_val_loss = min(self.best_val_loss, loss)
+    self.monitor.observe_validation(loss, self.global_step)
     return trainee_lib.EvalResult(loss, 0.5, np.full((4, 3), 1 / 3, np.float32))
 
   def restore_best(self):
@@ -89,7 +105,7 @@ class _RateTrainee(_ScriptedTrainee):
     return super().train(num_steps)
 
   def validate(self, keep_probabilities=False):
-    self.best_val_loss = min(self.best_val_loss, self._loss)
+    self.monitor.observe_validation(self._loss, self.global_step)
     return trainee_lib.EvalResult(self._loss, 0.5, np.full((4, 3), 1 / 3, np.float32))
 
 
@@ -333,13 +349,12 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
   def test_exploding_finite_val_loss_counts_as_divergence(self):
     # The validation loss grows tenfold per decision without going NaN:
     # without the bound one episode's return would be -(2 + 20 + 200 + ...).
-    def trainee_fn(seed):
+    def trainee_fn(seed, rule=None):
       del seed
-      return _ScriptedTrainee([2.0, 3.0, 30.0, 300.0, 3000.0])
+      return _ScriptedTrainee([2.0, 3.0, 30.0, 300.0, 3000.0], rule)
 
-    env = env_lib.LearningRateControlEnv(
-      trainee_fn, num_steps=40, action_interval=10, max_val_loss_ratio=4.0
-    )
+    # The trainee's rule (the protocol's default: 4 x the initial loss) decides.
+    env = env_lib.LearningRateControlEnv(trainee_fn, num_steps=40, action_interval=10)
     env.reset()
     self.assertAllClose(env.step(np.float32(0.0)).reward, -3.0)
     last = env.step(np.float32(0.0))  # 30 > 4 x 2: diverged, 3 decisions left.
@@ -348,13 +363,13 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
     self.assertTrue(env.last_episode["diverged"])
     self.assertAllClose(env.last_episode["return"], -3.0 - 6.0)
     unbounded = env_lib.LearningRateControlEnv(
-      trainee_fn, num_steps=40, action_interval=10, max_val_loss_ratio=None
+      lambda seed: trainee_fn(seed, protocol.DivergenceRule(max_val_loss_ratio=None)),
+      num_steps=40,
+      action_interval=10,
     )
     unbounded.reset()
     rewards_seen = [float(unbounded.step(np.float32(0.0)).reward) for _ in range(4)]
     self.assertAllClose(rewards_seen, [-3.0, -30.0, -300.0, -3000.0])
-    with self.assertRaisesRegex(UserError, "max_val_loss_ratio"):
-      env_lib.LearningRateControlEnv(trainee_fn, max_val_loss_ratio=0.5)
     # reward_scale multiplies every reward, the penalty included.
     scaled = env_lib.LearningRateControlEnv(
       trainee_fn, num_steps=40, action_interval=10, reward_scale=0.25
@@ -390,7 +405,7 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
     )
     # A diverged episode gives back all its progress, the best so far (0.5,
     # not the previous 1.0): its return is 0.
-    diverged = env_of([2.0, 0.5, 1.0, 30.0, 1.0], max_val_loss_ratio=4.0)
+    diverged = env_of([2.0, 0.5, 1.0, 30.0, 1.0])
     while not diverged.step(np.float32(0.0)).is_last():
       pass
     self.assertTrue(diverged.last_episode["diverged"])

@@ -7,12 +7,13 @@ from absl.testing import parameterized
 from lr_controller import testing
 from lr_controller.errors import UserError
 from lr_controller.judge import schedule_free
+from lr_controller.trainee import trainee as trainee_lib
 
 
-def _mean_validation_loss(model, data):
-  """Mean cross-entropy (nats) of `model` over the validation split, float64."""
+def _mean_validation_loss(model, data, split="validation"):
+  """Mean cross-entropy (nats) of `model` over a split, float64."""
   losses = []
-  for images, labels in data.validation:
+  for images, labels in getattr(data, split):
     logits = model(images, training=False)
     losses.append(
       tf.keras.losses.sparse_categorical_crossentropy(
@@ -178,7 +179,15 @@ class ScheduleFreeTraineeTest(tf.test.TestCase):
     self.assertTrue(result["diverged"])
     self.assertLess(result["steps_done"], 40)
     self.assertIsNone(result["history"][-1]["val_loss"])
-    self.assertIsNone(result["test_loss"])
+    # The protocol validated the initial weights (x = y then): the only
+    # checkpoint, tested once.
+    self.assertEqual(result["best_step"], 0)
+    sf = schedule_free.schedule_free_trainee(self.base)
+    initial = tf.keras.Model.from_config(sf.model.get_config())
+    initial.set_weights(trainee_lib.seeded_initial_weights(initial, 0))
+    self.assertAllClose(
+      result["test_loss"], _mean_validation_loss(initial, sf.data, "test"), rtol=1e-5
+    )
 
   def test_bad_warmup_fraction(self):
     with self.assertRaises(UserError):

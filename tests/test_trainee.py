@@ -10,7 +10,7 @@ import official_models
 from lr_controller import features, testing
 from lr_controller.errors import UserError
 from lr_controller.trainee import data as data_lib
-from lr_controller.trainee import schedules
+from lr_controller.trainee import protocol, schedules
 from lr_controller.trainee import trainee as trainee_lib
 
 
@@ -175,7 +175,7 @@ class TraineeTest(tf.test.TestCase):
         self.assertFalse(isinstance(value, float) and not math.isfinite(value))
 
   def test_divergence_bound_on_a_finite_loss(self):
-    trainee = _trainee(lr=0.01, divergence_loss=0.0)
+    trainee = _trainee(lr=0.01, rule=protocol.DivergenceRule(max_train_loss=1e-9))
     trainee.train(1)
     self.assertTrue(trainee.diverged)
     with self.assertRaises(RuntimeError):

@@ -16,11 +16,14 @@ i in [0, n) choosing the log factor `controller.level_log_factors(...)[i]`
 counted in `nonfinite_actions`. Observation guard and action rule are the
 controller core's (`lr_controller.controller`), as in the callback.
 
-A diverging trainee (non-finite or too large training loss, or a validation
-loss above `max_val_loss_ratio` times the episode's initial one) ends the
-episode with the reward's divergence penalty, which keeps every return
-bounded; NaN never reaches the agent: the terminal observation repeats the
-last finite one.
+An episode follows the protocol of every method (`lr_controller.trainee.protocol`):
+the trainee validates its initial weights at reset, and a trainee that
+diverges by the one rule (non-finite or too large training loss, or a
+validation loss above `divergence_rule.max_val_loss_ratio` times the
+episode's initial one) ends the episode with the reward's divergence penalty,
+which keeps every return bounded; NaN never reaches the agent: the terminal
+observation repeats the last finite one. At the end, the best-validation
+checkpoint is tested once (`protocol.finish`).
 
 Like DACBench's SGD environment, its description lives in one table, `INFO`.
 """
@@ -43,6 +46,7 @@ from lr_controller import controller as controller_lib
 from lr_controller import features as features_lib
 from lr_controller.control import rewards as rewards_lib
 from lr_controller.errors import UserError
+from lr_controller.trainee import protocol
 from lr_controller.trainee import trainee as trainee_lib
 
 # `%PAPER_FEATURES`, `%BUDGET_AWARE_FEATURES` and `%RELATIVE_RATE_FEATURES` in
@@ -59,8 +63,9 @@ INFO = {
   "action": "log scaling factor a in [-log(max_factor), log(max_factor)] (or, with "
   "action_levels, an index into evenly spaced ones); lr <- lr * exp(a)",
   "episode": "one trainee run of num_steps steps; a decision every action_interval steps",
-  "crash": "non-finite or too large training loss, or validation loss above "
-  "max_val_loss_ratio x its initial value, ends the episode with a penalty",
+  "crash": "divergence by lr_controller.trainee.protocol's rule (non-finite or too "
+  "large training loss, or validation loss above divergence_rule.max_val_loss_ratio "
+  "x its initial value) ends the episode with a penalty",
 }
 
 # Episode k of base seed s trains the trainee of seed s * SEED_STRIDE + k.
@@ -101,12 +106,11 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     feature_names: observation features, in order.
     reward: a reward name from `rewards.REWARDS` (one that needs a reference
       makes each new trainee seed cost a second, constant-rate run).
-    divergence_penalty: the final reward of a diverged episode; None uses the
-      reward's default (see `rewards`).
-    max_val_loss_ratio: a validation loss above this multiple of the episode's
-      initial validation loss counts as divergence (ends the episode with the
-      penalty), so an exploding but finite run cannot give one episode a
-      return that swamps every other in its PPO update; None disables it.
+    divergence_penalty: the final reward of a diverged episode (divergence is
+      the trainee's, by `protocol`'s rule: its validation-loss bound keeps an
+      exploding but finite run from giving one episode a return that swamps
+      every other in its PPO update); None uses the reward's default (see
+      `rewards`).
     setback_weight: each decision's reward also pays -setback_weight *
       `rewards.setback` (the log of how far its validation loss is above the
       lowest before it; a diverging decision pays the penalty alone); 0 (the
@@ -135,7 +139,6 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     feature_names: Sequence[str] = features_lib.PAPER_FEATURES,
     reward: str = "neg_val_loss",
     divergence_penalty: float | None = None,
-    max_val_loss_ratio: float | None = 4.0,
     setback_weight: float = 0.0,
     reward_scale: float = 1.0,
     seed: int = 0,
@@ -179,9 +182,6 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     self.reward_name = reward
     self._reward = rewards_lib.get_reward(reward)
     self._divergence_penalty = divergence_penalty
-    if max_val_loss_ratio is not None and not max_val_loss_ratio > 1:
-      raise UserError(f"max_val_loss_ratio must be above 1, got {max_val_loss_ratio}")
-    self._max_val_loss_ratio = max_val_loss_ratio
     self._setback_weight = checks.non_negative("setback_weight", setback_weight)
     if not reward_scale > 0:
       raise UserError(f"reward_scale must be positive, got {reward_scale}")
@@ -323,7 +323,7 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     self._episode["train_losses"].append(io_utils.finite_or_none(train_loss))
     previous_val = self._val_loss
     result = None if trainee.diverged else trainee.validate(keep_probabilities=True)
-    if trainee.diverged or self._exploded(result.loss):
+    if trainee.diverged:  # By this chunk's training or validation loss.
       decision = len(self._episode["learning_rates"])  # 1-based.
       remaining = self.decisions_per_episode - decision + 1
       if self._divergence_penalty is not None:
@@ -337,7 +337,7 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
           self._best_val_loss,
         )
       self._episode["val_losses"].append(None)
-      return self._end(self._reward_scale * reward, diverged=True)
+      return self._end(self._reward_scale * reward)
     self._val_loss = result.loss
     self._episode["val_losses"].append(result.loss)
     reference = (
@@ -354,19 +354,11 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     self._probabilities = result.probabilities
     self._observation = self._observe(state)
     if trainee.global_step >= self.num_steps:
-      return self._end(reward, diverged=False)
+      return self._end(reward)
     self._episode["return"] += reward
     return ts.transition(
       self._observation, np.float32(reward), discount=np.float32(1.0)
     )
-
-  def _exploded(self, val_loss: float, initial: float | None = None) -> bool:
-    """True if `val_loss` is not finite or above the divergence bound."""
-    if not math.isfinite(val_loss):
-      return True
-    ratio = self._max_val_loss_ratio
-    initial = self._initial_val_loss if initial is None else initial
-    return ratio is not None and val_loss > ratio * initial
 
   def reference_curve(
     self, seed: int, learning_rate: float, scope: str = ""
@@ -375,7 +367,8 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
 
     The trainee of gin scope `scope` ("": unscoped) and `seed` trains at
     `learning_rate` throughout (every action 0), validated at each decision;
-    once it diverges, the remaining entries are its initial validation loss.
+    once it diverges (by the trainee's rule), the remaining entries are its
+    initial validation loss.
     Computed once per (scope, seed, rate) and cached; leaves the trainee to
     be reset.
 
@@ -390,32 +383,26 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
       curve = []
       for _ in range(self.decisions_per_episode):
         trainee.train(self.action_interval)
-        loss = math.inf if trainee.diverged else trainee.validate().loss
-        if self._exploded(loss, initial):
+        loss = None if trainee.diverged else trainee.validate().loss
+        if trainee.diverged:
           break
         curve.append(float(loss))
       curve += [float(initial)] * (self.decisions_per_episode - len(curve))
       self._reference_curves[key] = curve
     return list(self._reference_curves[key])
 
-  def _end(self, reward: float, diverged: bool) -> ts.TimeStep:
-    """Closes the episode: test the best checkpoint, record the summary."""
+  def _end(self, reward: float) -> ts.TimeStep:
+    """Closes the episode: test the best checkpoint (`protocol.finish`), record the summary."""
     self._episode["return"] += reward
-    trainee = self._trainee
-    test_loss = test_accuracy = None
-    if self._evaluate_test and trainee.restore_best():
-      test = trainee.evaluate("test")
-      test_loss, test_accuracy = test.loss, test.accuracy
+    summary = protocol.finish(self._trainee, self._evaluate_test)
     finite_vals = [v for v in self._episode["val_losses"] if v is not None]
     self._episode.update(
-      diverged=diverged,
-      steps=trainee.global_step,
+      diverged=summary["diverged"],
+      steps=summary["steps_done"],
       final_val_loss=finite_vals[-1] if finite_vals else None,
-      best_val_loss=trainee.best_val_loss
-      if math.isfinite(trainee.best_val_loss)
-      else None,
-      test_loss=test_loss,
-      test_accuracy=test_accuracy,
+      best_val_loss=summary["best_val_loss"],
+      test_loss=summary["test_loss"],
+      test_accuracy=summary["test_accuracy"],
       seconds=time.perf_counter() - self._episode_start,
     )
     self.last_episode = self._episode

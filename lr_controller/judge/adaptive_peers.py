@@ -1,9 +1,10 @@
 """Online and adaptive learning-rate peers of the learned controller.
 
-Every peer trains a trainee with the paper's protocol (Xu et al. 2019: validate
-every `eval_interval` steps, keep the best-validation weights, test them once)
-and returns the dict of `trainee.run_training` (AutoLRS adds its search cost),
-so the evaluation code treats every method alike. Peers:
+Every peer trains a trainee with the paper's protocol, `trainee.protocol` (Xu
+et al. 2019: validate every `eval_interval` steps, stop at divergence by the
+one rule, keep the best-validation weights, test them once), and returns the
+dict of `trainee.run_training` (AutoLRS adds its search cost), so the
+evaluation code treats every method alike. Peers:
 
 * Fixed budgeted schedules of `schedules.make_schedule` ("cosine", "linear",
   "rex", "uba", "one_cycle", "exponential"), run on the given trainee.
@@ -38,7 +39,6 @@ validation loss (never the test split).
 from __future__ import annotations
 
 import itertools
-import math
 import numbers
 import types
 from collections.abc import Callable, Sequence
@@ -53,7 +53,7 @@ from lr_controller import checks
 from lr_controller.errors import UserError
 from lr_controller.judge import autolrs, baseline_search, schedule_free
 from lr_controller.trainee import data as data_lib
-from lr_controller.trainee import schedules
+from lr_controller.trainee import protocol, schedules
 from lr_controller.trainee import trainee as trainee_lib
 
 # Peers that are a fixed schedule of `schedules.make_schedule` of the same name.
@@ -580,13 +580,7 @@ def run_refined(
   )
   norms = recorder.gradient_norms
   if first["diverged"] or norms.size < num_steps:
-    if evaluate_test and recorder.restore_best():
-      test = recorder.evaluate("test")
-      first.update(test_loss=test.loss, test_accuracy=test.accuracy)
-    return {
-      k: None if isinstance(v, float) and not math.isfinite(v) else v
-      for k, v in first.items()
-    }
+    return {**first, **protocol.finish(recorder, evaluate_test)}
   schedule = refined_schedule(norms, initial_learning_rate, smoothing_window)
   recorder.reset(seed, initial_learning_rate, schedule=schedule)
   second = trainee_lib.run_training(

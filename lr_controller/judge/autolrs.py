@@ -58,6 +58,9 @@ Trials count toward the method's cost: `run_autolrs` returns the
 `trainee.run_training` dict of the real training (its `history`,
 `steps_done`, best checkpoint and test describe that run only; `seconds`
 covers trials too) plus `trial_steps` (all trial steps taken) and `stages`.
+The real training follows the protocol of every method (`trainee.protocol`):
+it validates its initial weights, stops when the one divergence rule says so,
+and its best checkpoint is tested once.
 Trials never touch the best-validation checkpoint (they use `evaluate`, not
 `validate`), and each one starts from the restored snapshot. A `Trainee`'s
 input stream is not part of the snapshot (it is private to the trainee):
@@ -85,7 +88,7 @@ from sklearn.gaussian_process import kernels
 
 from lr_controller import checks, io_utils
 from lr_controller.errors import UserError
-from lr_controller.trainee import toy_problems
+from lr_controller.trainee import protocol, toy_problems
 from lr_controller.trainee import trainee as trainee_lib
 
 # k, the candidate rates per stage (authors: 10).
@@ -610,22 +613,10 @@ def run_autolrs(
         ],
       }
     )
-  test_loss = test_accuracy = None
-  if evaluate_test and trainee.restore_best():
-    test = trainee.evaluate("test")
-    test_loss, test_accuracy = test.loss, test.accuracy
-  result = {
-    "test_loss": test_loss,
-    "test_accuracy": test_accuracy,
-    "best_step": trainee.best_step,
-    "best_val_loss": trainee.best_val_loss,
-    "diverged": trainee.diverged,
-    "steps_done": trainee.global_step,
+  return {
+    **protocol.finish(trainee, evaluate_test),
     "seconds": time.perf_counter() - start_time,
     "history": history,
+    "trial_steps": trial_total,
+    "stages": stages,
   }
-  result = {
-    k: io_utils.finite_or_none(v) if isinstance(v, float) else v
-    for k, v in result.items()
-  }
-  return {**result, "trial_steps": trial_total, "stages": stages}

@@ -475,6 +475,7 @@ def _protocol(seed: int, num_runs: int, seeds: Sequence[int], peers) -> dict:
     ),
     "selection_seed": seed,
     "checkpoint": "best validation loss, evaluated once on the test split",
+    "divergence": trainee_lib.divergence_rule().describe(),
     "statistics": "mean and sample standard deviation (ddof=1) over runs with a "
     "finite test result",
     "test": "scipy.stats.ttest_ind(method, baseline, equal_var=True): Student's "

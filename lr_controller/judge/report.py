@@ -267,8 +267,10 @@ def _protocol_text(results: dict) -> list[str]:
     "training run of fewer than 500,000 episodes used). Each method trains its own trainee on the same freshly loaded input "
     "stream, so run i of every method starts from the same weights and sees the "
     "same mini-batches (see lr_controller.judge.evaluation for the exceptions).",
-    "- Each run validates at a fixed interval, keeps the weights of lowest "
-    "validation loss and evaluates them once on the test split.",
+    "- Each run validates its initial weights and then at a fixed interval, "
+    "keeps the weights of lowest validation loss and evaluates them once on the "
+    "test split (lr_controller.trainee.protocol, the same for every method)."
+    + (f" {protocol['divergence']}" if protocol.get("divergence") else ""),
     f"- Statistics: {protocol['statistics']}; {protocol['test']}; (better) and "
     f"(worse) mark differences from step decay at p < {protocol['alpha']}.",
     f"- Baseline: step decay lr0 {best['initial_learning_rate']:g}, x"

@@ -294,7 +294,6 @@ class ScheduleFreeTrainee(trainee_lib.Trainee):
     if kwargs.get("schedule") is not None:
       raise UserError("schedule-free SGD keeps its rate constant: no schedule")
     super().__init__(model, optimizer, data, **kwargs)
-    self.best = trainee_lib.BestValidation(self._state, self._load_state)
 
   @classmethod
   def from_trainee(
@@ -328,10 +327,11 @@ class ScheduleFreeTrainee(trainee_lib.Trainee):
       if not was_at_x:
         self.optimizer.swap_to_y(self.model.trainable_variables)
 
-  def _state(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+  def _checkpoint(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The best-validation checkpoint's state: weights (at x) and optimizer state."""
     return self.model.get_weights(), [v.numpy() for v in self.optimizer.variables]
 
-  def _load_state(self, state: tuple[list[np.ndarray], list[np.ndarray]]) -> None:
+  def _load_checkpoint(self, state: tuple[list[np.ndarray], list[np.ndarray]]) -> None:
     weights, optimizer_values = state
     self.model.set_weights(weights)
     for variable, value in zip(self.optimizer.variables, optimizer_values):

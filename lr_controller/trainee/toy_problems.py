@@ -79,6 +79,7 @@ import numpy as np
 import tensorflow as tf
 
 from lr_controller.errors import UserError
+from lr_controller.trainee import protocol
 from lr_controller.trainee import trainee as trainee_lib
 
 DEFAULT_DIM = 16
@@ -133,8 +134,8 @@ class NoisyQuadraticTrainee:
     schedule: optional per-step schedule, a callable of the step (an int64
       array or tensor of steps, or a scalar) returning the rate(s), e.g. a
       `schedules` schedule. None leaves the rate to `set_learning_rate`.
-    divergence_loss: a chunk whose mean training loss is not finite or exceeds
-      this (nats) marks the run diverged.
+    rule: the run's divergence rule (`protocol`); None:
+      `trainee.divergence_rule()`, as gin configures it.
     num_probes: examples N in each probe set (validation and test).
     probe_margin: logit margin of a probe's label at the optimum.
 
@@ -152,7 +153,7 @@ class NoisyQuadraticTrainee:
     noise_scale: float = DEFAULT_NOISE_SCALE,
     init_scale: float = DEFAULT_INIT_SCALE,
     schedule: Schedule | None = None,
-    divergence_loss: float = trainee_lib.DEFAULT_DIVERGENCE_LOSS,
+    rule: protocol.DivergenceRule | None = None,
     num_probes: int = DEFAULT_NUM_PROBES,
     probe_margin: float = DEFAULT_PROBE_MARGIN,
   ):
@@ -175,7 +176,6 @@ class NoisyQuadraticTrainee:
     self.curvatures = np.geomspace(min_curvature, max_curvature, dim)
     self.noise_scale = float(noise_scale)
     self.init_scale = float(init_scale)
-    self.divergence_loss = float(divergence_loss)
     self.probe_margin = float(probe_margin)
     probe_rng = np.random.default_rng(_PROBE_SEED)
     labels = np.arange(num_probes) % dim
@@ -184,8 +184,11 @@ class NoisyQuadraticTrainee:
       for split in ("validation", "test")
     }
     self.final_layer = FinalLayer(self)
-    self._best = trainee_lib.BestValidation(
-      lambda: self.theta.copy(), lambda theta: setattr(self, "theta", theta.copy())
+    # Divergence and the best-validation checkpoint, by the protocol.
+    self.monitor = protocol.RunMonitor(
+      trainee_lib.divergence_rule() if rule is None else rule,
+      lambda: self.theta.copy(),
+      lambda theta: setattr(self, "theta", theta.copy()),
     )
     self.reset(seed, initial_learning_rate, schedule)
 
@@ -205,6 +208,26 @@ class NoisyQuadraticTrainee:
     """Training steps taken since the last reset."""
     return self._step
 
+  @property
+  def rule(self) -> protocol.DivergenceRule:
+    """The run's divergence rule."""
+    return self.monitor.rule
+
+  @property
+  def diverged(self) -> bool:
+    """Whether the run diverged (`protocol`); cleared by `reset`."""
+    return self.monitor.diverged
+
+  @diverged.setter
+  def diverged(self, value: bool) -> None:
+    # A restored snapshot (AutoLRS's trials) puts its flag back.
+    self.monitor.diverged = bool(value)
+
+  @property
+  def first_val_loss(self) -> float | None:
+    """The run's first validation loss, the rule's reference (None before any)."""
+    return self.monitor.first_val_loss
+
   def set_global_step(self, step: int) -> None:
     """Moves the step counter (a restored snapshot, see `autolrs`)."""
     self._step = int(step)
@@ -223,8 +246,8 @@ class NoisyQuadraticTrainee:
 
     Returns:
       The mean minibatch loss L_B over these steps (nats, each before its
-      step's update). A non-finite value or one above `divergence_loss` marks
-      the run diverged.
+      step's update). A value the rule calls divergence marks the run
+      diverged.
 
     Raises:
       RuntimeError: if the run already diverged.
@@ -251,8 +274,7 @@ class NoisyQuadraticTrainee:
     if self.schedule is not None:
       self._learning_rate = float(rates[-1])
     loss = total / num_steps
-    if not math.isfinite(loss) or loss > self.divergence_loss:
-      self.diverged = True
+    self.monitor.observe_training(loss)
     return loss
 
   def evaluate(
@@ -293,24 +315,24 @@ class NoisyQuadraticTrainee:
     )
 
   def validate(self, keep_probabilities: bool = False) -> trainee_lib.EvalResult:
-    """Evaluates on "validation" and remembers the best theta so far."""
+    """Evaluates on "validation"; the protocol judges the loss and keeps the best theta."""
     result = self.evaluate("validation", keep_probabilities)
-    self._best.offer(result.loss, self.global_step, self.diverged)
+    self.monitor.observe_validation(result.loss, self.global_step)
     return result
 
   @property
   def best_val_loss(self) -> float:
     """Lowest validation loss of this run so far (inf before any)."""
-    return self._best.val_loss
+    return self.monitor.best_val_loss
 
   @property
   def best_step(self) -> int | None:
     """Step of `best_val_loss` (None before any)."""
-    return self._best.step
+    return self.monitor.best_step
 
   def restore_best(self) -> bool:
     """Loads the best-validation theta; False if there was none."""
-    return self._best.restore()
+    return self.monitor.restore_best()
 
   def reset(
     self,
@@ -333,8 +355,7 @@ class NoisyQuadraticTrainee:
     self.schedule = schedule
     self._learning_rate = trainee_lib.check_learning_rate(learning_rate)
     self._step = 0
-    self.diverged = False
-    self._best.clear()
+    self.monitor.start()
 
   # ---- Extras of the toy problem. ----
 
@@ -367,7 +388,6 @@ def build_noisy_quadratic(
   noise_scale: float = DEFAULT_NOISE_SCALE,
   init_scale: float = DEFAULT_INIT_SCALE,
   schedule: Schedule | None = None,
-  divergence_loss: float = trainee_lib.DEFAULT_DIVERGENCE_LOSS,
   num_probes: int = DEFAULT_NUM_PROBES,
   probe_margin: float = DEFAULT_PROBE_MARGIN,
 ) -> NoisyQuadraticTrainee:
@@ -387,7 +407,6 @@ def build_noisy_quadratic(
     noise_scale=noise_scale,
     init_scale=init_scale,
     schedule=schedule,
-    divergence_loss=divergence_loss,
     num_probes=num_probes,
     probe_margin=probe_margin,
   )

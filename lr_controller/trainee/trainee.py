@@ -12,13 +12,14 @@ The learning rate lives in the optimizer's own `tf.Variable`, so changing it
 between chunks never retraces the compiled step. A run is a function of its
 seed: `reset(seed, ...)` (and `build_trainee(seed)`) draws the initial weights
 from it and starts the train stream `data.train_stream(seed)`, so the run of
-a seed sees the same weights and batches in any process. A run that produces a
-non-finite (or absurdly large) training loss is marked diverged and stops; it is
-reported, never raised.
+a seed sees the same weights and batches in any process. Divergence and the
+best-validation checkpoint follow `protocol` (its rule is the gin-configurable
+`divergence_rule`): a diverged run is marked and stops; it is reported, never
+raised.
 
-`run_training` is the paper's protocol for a fixed schedule: validate every
-`eval_interval` steps, keep the weights with the best validation loss, and
-evaluate those once on the test split at the end.
+`run_training` is that protocol for a fixed schedule: validate the initial
+weights and then every `eval_interval` steps, keep the weights with the best
+validation loss, and evaluate those once on the test split at the end.
 """
 
 from __future__ import annotations
@@ -37,12 +38,34 @@ import tensorflow as tf
 import official_models
 from lr_controller import features as features_lib
 from lr_controller import io_utils
-from lr_controller.errors import UserError
+from lr_controller.errors import UserError, first_line
 from lr_controller.trainee import data as data_lib
+from lr_controller.trainee import protocol
 
-# Training losses above this count as divergence (cross-entropy of a uniform
-# guess over 10 classes is 2.3 nats).
-DEFAULT_DIVERGENCE_LOSS = 1e3
+
+@gin.configurable
+def divergence_rule(
+  max_train_loss: float = protocol.MAX_TRAIN_LOSS,
+  max_val_loss_ratio: float | None = protocol.MAX_VAL_LOSS_RATIO,
+) -> protocol.DivergenceRule:
+  """The divergence rule of every run the library trains, as gin configures it.
+
+  The one place the rule's bounds are bound (`divergence_rule.max_train_loss
+  = 1e4`): every trainee built without an explicit rule reads it, so the
+  environment, step decay, the peers and AutoLRS judge alike. See `protocol`.
+
+  Args:
+    max_train_loss: a chunk's mean training loss above this (nats) diverges.
+    max_val_loss_ratio: a validation loss above this multiple of the run's
+      first one diverges (> 1); None: only a non-finite one.
+
+  Returns:
+    The rule.
+
+  Raises:
+    UserError: for a bad bound.
+  """
+  return protocol.DivergenceRule(max_train_loss, max_val_loss_ratio)
 
 
 @gin.configurable
@@ -144,51 +167,19 @@ class EvalResult:
   probabilities: np.ndarray | None = None
 
 
-class BestValidation:
-  """A run's lowest validation loss so far, its step, and the state it had then.
-
-  The one bookkeeping of "the best-validation checkpoint" that every trainee
-  (this module's `Trainee`, `toy_problems.NoisyQuadraticTrainee`) keeps.
-
-  Args:
-    snapshot: returns a copy of the run's state (weights).
-    load: puts such a copy back.
-  """
-
-  def __init__(self, snapshot: Callable[[], Any], load: Callable[[Any], None]):
-    self._snapshot, self._load = snapshot, load
-    self.clear()
-
-  def clear(self) -> None:
-    """Forgets everything (a new run)."""
-    self.val_loss = math.inf
-    self.step: int | None = None
-    self._state = None
-
-  def offer(self, val_loss: float, step: int, diverged: bool) -> None:
-    """Keeps the current state if `val_loss` is finite and the lowest so far."""
-    if not diverged and math.isfinite(val_loss) and val_loss < self.val_loss:
-      self.val_loss, self.step = val_loss, step
-      self._state = self._snapshot()
-
-  def restore(self) -> bool:
-    """Loads the best state; False if there was none."""
-    if self._state is None:
-      return False
-    self._load(self._state)
-    return True
-
-
 class TraineeRun(Protocol):
   """What the environment, the evaluation and the peers need of a trainee.
 
   `Trainee` (a Keras model), `toy_problems.NoisyQuadraticTrainee` and the
-  peers' subclasses follow it. Learning rates are per step; losses in nats.
+  peers' subclasses follow it; each applies `protocol`'s rule through a
+  `protocol.RunMonitor` (`train` shows it the training loss, `validate` the
+  validation loss). Learning rates are per step; losses in nats.
   """
 
   learning_rate: float
   global_step: int
-  diverged: bool
+  diverged: bool  # By `protocol`'s rule; a diverged run takes no more steps.
+  first_val_loss: float | None  # The reference of the rule (None before any).
   best_val_loss: float
   best_step: int | None
   final_layer: Any  # Has a `kernel` (the output layer's weights).
@@ -217,8 +208,8 @@ class Trainee:
       the learning rate); its rates for a chunk are fed to the compiled loop as
       a vector, so schedules never retrace it. None leaves the rate to
       `set_learning_rate` (the controller's case).
-    divergence_loss: a chunk whose mean training loss is not finite or exceeds
-      this (nats) marks the run diverged.
+    rule: the run's divergence rule (`protocol`); None: `divergence_rule()`,
+      as gin configures it.
     final_layer_name: name of the output Dense layer (features read it).
     jit_compile: compile the training step with XLA. Off by default: on a
       2-core CPU, LeNet at batch 250, it ran at 0.49x the steps/s of the
@@ -233,7 +224,7 @@ class Trainee:
     optimizer: tf.keras.optimizers.Optimizer,
     data: data_lib.Data,
     schedule: Callable[[tf.Tensor], tf.Tensor] | None = None,
-    divergence_loss: float = DEFAULT_DIVERGENCE_LOSS,
+    rule: protocol.DivergenceRule | None = None,
     final_layer_name: str | None = official_models.FINAL_LAYER_NAME,
     jit_compile: bool = False,
     seed: int | None = None,
@@ -248,10 +239,14 @@ class Trainee:
     self.optimizer = optimizer
     self.data = data
     self.schedule = schedule
-    self.divergence_loss = float(divergence_loss)
     self.final_layer = features_lib.find_final_dense(model, final_layer_name)
     self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="trainee_step")
-    self.diverged = False
+    # Divergence and the best-validation checkpoint, by the protocol.
+    self.monitor = protocol.RunMonitor(
+      divergence_rule() if rule is None else rule,
+      self._checkpoint,
+      self._load_checkpoint,
+    )
     self._loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(
       from_logits=True, reduction=tf.keras.losses.Reduction.NONE
     )
@@ -284,7 +279,6 @@ class Trainee:
       self._eval_pass_impl,
       input_signature=[image_spec, tf.TensorSpec([None], tf.int32)],
     )
-    self.best = BestValidation(self.model.get_weights, self.model.set_weights)
     # Build the optimizer's slots now so that `reset` can zero them.
     self.optimizer.build(self.model.trainable_variables)
 
@@ -360,12 +354,40 @@ class Trainee:
     """Training steps taken since the last reset."""
     return int(self.step.numpy())
 
+  @property
+  def rule(self) -> protocol.DivergenceRule:
+    """The run's divergence rule."""
+    return self.monitor.rule
+
+  @property
+  def diverged(self) -> bool:
+    """Whether the run diverged (`protocol`); cleared by `reset`."""
+    return self.monitor.diverged
+
+  @diverged.setter
+  def diverged(self, value: bool) -> None:
+    # A restored snapshot (AutoLRS's trials) puts its flag back.
+    self.monitor.diverged = bool(value)
+
+  @property
+  def first_val_loss(self) -> float | None:
+    """The run's first validation loss, the rule's reference (None before any)."""
+    return self.monitor.first_val_loss
+
+  def _checkpoint(self) -> Any:
+    """A copy of the state the best-validation checkpoint keeps (the weights)."""
+    return self.model.get_weights()
+
+  def _load_checkpoint(self, state: Any) -> None:
+    """Puts a `_checkpoint` copy back."""
+    self.model.set_weights(state)
+
   def train(self, num_steps: int) -> float:
     """Takes `num_steps` optimizer steps in one compiled call.
 
     Returns:
       The mean training loss over these steps (nats, before the step's update).
-      A non-finite or too large value marks the run diverged.
+      A value the rule calls divergence marks the run diverged.
     """
     if self.diverged:
       raise RuntimeError("the trainee diverged; reset it before training further")
@@ -373,8 +395,7 @@ class Trainee:
       raise ValueError(f"num_steps must be positive, got {num_steps}")
     rates = self._step_rates(num_steps)
     loss = float(self._train_loop(self._train_iterator, rates))
-    if not math.isfinite(loss) or loss > self.divergence_loss:
-      self.diverged = True
+    self.monitor.observe_training(loss)
     return loss
 
   def _step_rates(self, num_steps: int) -> tf.Tensor:
@@ -402,7 +423,7 @@ class Trainee:
 
     The model is rebuilt from `trainee.model.get_config()` (no shared
     variables; its weights are arbitrary until `reset(seed, ...)`); the
-    divergence bound, output layer and XLA setting are copied. The peers'
+    divergence rule, output layer and XLA setting are copied. The peers'
     derived trainees (hypergradient, refined, schedule-free) are built so.
 
     Args:
@@ -424,7 +445,7 @@ class Trainee:
       model,
       optimizer,
       trainee.data,
-      divergence_loss=trainee.divergence_loss,
+      rule=trainee.rule,
       final_layer_name=final_name,
       jit_compile=trainee.jit_compile,
       **kwargs,
@@ -452,24 +473,28 @@ class Trainee:
     )
 
   def validate(self, keep_probabilities: bool = False) -> EvalResult:
-    """Evaluates on the validation split and remembers the best weights so far."""
+    """Evaluates on the validation split; the protocol judges the loss.
+
+    A loss the rule calls divergence marks the run diverged; otherwise the
+    weights are kept if their loss is the lowest so far.
+    """
     result = self.evaluate("validation", keep_probabilities)
-    self.best.offer(result.loss, self.global_step, self.diverged)
+    self.monitor.observe_validation(result.loss, self.global_step)
     return result
 
   @property
   def best_val_loss(self) -> float:
     """Lowest validation loss of this run so far (inf before any)."""
-    return self.best.val_loss
+    return self.monitor.best_val_loss
 
   @property
   def best_step(self) -> int | None:
     """Step of `best_val_loss` (None before any)."""
-    return self.best.step
+    return self.monitor.best_step
 
   def restore_best(self) -> bool:
     """Loads the best-validation weights; False if there were none."""
-    return self.best.restore()
+    return self.monitor.restore_best()
 
   def reset(
     self,
@@ -496,8 +521,7 @@ class Trainee:
       variable.assign(tf.zeros_like(variable))
     self.set_learning_rate(check_learning_rate(learning_rate))
     self.step.assign(0)
-    self.diverged = False
-    self.best.clear()
+    self.monitor.start()
 
 
 # Derived trainees per base trainee, so each compiles once and is reused across
@@ -547,7 +571,6 @@ def build_trainee(
   model_name: str = "lenet",
   initial_learning_rate: float = 0.01,
   schedule: Callable[[tf.Tensor], tf.Tensor] | None = None,
-  divergence_loss: float = DEFAULT_DIVERGENCE_LOSS,
   jit_compile: bool = False,
 ) -> Trainee:
   """Builds a trainee from gin-configured data, model and optimizer.
@@ -560,7 +583,6 @@ def build_trainee(
     model_name: a builder of `official_models.build_model`.
     initial_learning_rate: the optimizer's starting learning rate.
     schedule: optional per-step schedule; overrides the rate at every step.
-    divergence_loss: see `Trainee`.
     jit_compile: XLA-compile the training step (see `Trainee`).
 
   Returns:
@@ -568,9 +590,12 @@ def build_trainee(
   """
   if data is None:
     data = data_lib.load_data()
-  model = official_models.build_model(
-    model_name, input_shape=data.input_shape, num_classes=data.num_classes
-  )
+  try:
+    model = official_models.build_model(
+      model_name, input_shape=data.input_shape, num_classes=data.num_classes
+    )
+  except ValueError as e:  # official_models' argument errors (gin adds lines).
+    raise UserError(first_line(e)) from None
   model.set_weights(seeded_initial_weights(model, seed))
   optimizer = make_optimizer(learning_rate=check_learning_rate(initial_learning_rate))
   return Trainee(
@@ -578,7 +603,6 @@ def build_trainee(
     optimizer,
     data,
     schedule=schedule,
-    divergence_loss=divergence_loss,
     jit_compile=jit_compile,
     seed=seed,
   )
@@ -592,14 +616,18 @@ def run_training(
   evaluate_test: bool = True,
   progress: Callable[[dict], None] | None = None,
 ) -> dict:
-  """The paper's protocol for one run with the trainee's fixed schedule.
+  """The paper's protocol (`protocol`) for one run with the trainee's schedule.
 
-  Trains `num_steps` steps in chunks of `eval_interval`, validating after each
-  chunk, keeps the best-validation weights and tests those once at the end.
+  Validates the initial weights first (unless the run was validated already:
+  that first loss is the reference of the divergence rule), then trains
+  `num_steps` steps in chunks of `eval_interval`, validating after each
+  chunk, until the steps are done or the run diverges; keeps the
+  best-validation weights and tests those once at the end (`protocol.finish`).
 
   Args:
     trainee: a trainee (usually with a `schedule`).
-    num_steps: training steps (paper: 1000).
+    num_steps: the run's training steps (paper: 1000); the run ends when its
+      `global_step` reaches it.
     eval_interval: steps between validations (paper: 10).
     evaluate_test: test the best checkpoint at the end (a search skips it).
     progress: optional callback receiving each history row.
@@ -607,15 +635,17 @@ def run_training(
   Returns:
     A JSON-ready dict: `test_loss`, `test_accuracy` (None if no finite
     checkpoint existed), `best_step`, `best_val_loss`, `diverged`,
-    `steps_done`, `seconds`, and `history`, a list of rows with `step`, `lr`
-    (the rate used by the chunk's last step), `train_loss`, `val_loss`,
-    `val_accuracy`.
+    `steps_done`, `seconds`, and `history`, a list of rows, one per chunk,
+    with `step`, `lr` (the rate used by the chunk's last step), `train_loss`,
+    `val_loss`, `val_accuracy` (these two None for the chunk that diverged).
   """
   if num_steps <= 0:
     raise UserError(f"num_steps must be positive, got {num_steps}")
   if eval_interval <= 0:
     raise UserError(f"eval_interval must be positive, got {eval_interval}")
   start = time.perf_counter()
+  if trainee.first_val_loss is None and not trainee.diverged:
+    trainee.validate()
   history = []
   while trainee.global_step < num_steps and not trainee.diverged:
     chunk = min(eval_interval, num_steps - trainee.global_step)
@@ -625,30 +655,19 @@ def run_training(
       "lr": trainee.learning_rate,
       "train_loss": train_loss,
     }
-    if trainee.diverged:
+    result = None if trainee.diverged else trainee.validate()
+    if trainee.diverged:  # By this chunk's training or validation loss.
       row.update(val_loss=None, val_accuracy=None)
     else:
-      result = trainee.validate()
       row.update(val_loss=result.loss, val_accuracy=result.accuracy)
     history.append(_finite_or_none(row))
     if progress is not None:
       progress(row)
-  test_loss = test_accuracy = None
-  if evaluate_test and trainee.restore_best():
-    test = trainee.evaluate("test")
-    test_loss, test_accuracy = test.loss, test.accuracy
-  return _finite_or_none(
-    {
-      "test_loss": test_loss,
-      "test_accuracy": test_accuracy,
-      "best_step": trainee.best_step,
-      "best_val_loss": trainee.best_val_loss,
-      "diverged": trainee.diverged,
-      "steps_done": trainee.global_step,
-      "seconds": time.perf_counter() - start,
-      "history": history,
-    }
-  )
+  return {
+    **protocol.finish(trainee, evaluate_test),
+    "seconds": time.perf_counter() - start,
+    "history": history,
+  }
 
 
 def _materialize(dataset: tf.data.Dataset) -> tuple[tf.Tensor, tf.Tensor]:
