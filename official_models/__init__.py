@@ -42,7 +42,8 @@ MODEL_BUILDERS = {
 }
 
 
-@gin.configurable
+# The caller's data sets the shapes: binding them is a gin error.
+@gin.configurable(denylist=["input_shape", "num_classes"])
 def build_model(
   name: str, input_shape: Sequence[int], num_classes: int
 ) -> tf.keras.Model:

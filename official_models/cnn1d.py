@@ -15,7 +15,11 @@ from collections.abc import Sequence
 import gin
 import tensorflow as tf
 
-from official_models.common import FINAL_LAYER_NAME, check_input_shape, check_num_classes
+from official_models.common import (
+  FINAL_LAYER_NAME,
+  check_input_shape,
+  check_num_classes,
+)
 
 # (kernel size, stride) of each convolution; each is preceded by a zero padding of 1.
 CNN1D_SPEC = [(5, 2), (3, 2), (3, 2)]

@@ -21,7 +21,9 @@ def check_num_classes(num_classes: int) -> int:
   return num_classes
 
 
-def check_input_shape(input_shape: Sequence[int], rank: int | None = None) -> tuple[int, ...]:
+def check_input_shape(
+  input_shape: Sequence[int], rank: int | None = None
+) -> tuple[int, ...]:
   """Returns `input_shape` as a tuple of positive Python ints.
 
   Args:

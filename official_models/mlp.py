@@ -13,7 +13,11 @@ from collections.abc import Sequence
 import gin
 import tensorflow as tf
 
-from official_models.common import FINAL_LAYER_NAME, check_input_shape, check_num_classes
+from official_models.common import (
+  FINAL_LAYER_NAME,
+  check_input_shape,
+  check_num_classes,
+)
 
 # Units of the hidden ReLU layers of the MNIST-1D MLP.
 MNIST1D_HIDDEN_UNITS = (100, 100)

@@ -59,9 +59,7 @@ class PairedTTestTest(tf.test.TestCase):
 
   def test_summarize_method_keeps_both_tests_per_metric(self):
     baseline = _runs([1.0, 1.1, 0.9])
-    record = comparison.summarize_method(
-      "m", "peer", _runs([0.8, 1.0, 0.85]), baseline
-    )
+    record = comparison.summarize_method("m", "peer", _runs([0.8, 1.0, 0.85]), baseline)
     for metric in comparison.METRICS:
       test = record["vs_baseline"][metric]
       self.assertIn("p", test)

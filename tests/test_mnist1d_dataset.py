@@ -52,7 +52,9 @@ class GenerateSplitsTest(tf.test.TestCase):
     # Test: the package's 20 test examples, then the remaining extra ones.
     self.assertAllClose(splits["test"][0][:20, :, 0], published_x[80:])
     self.assertAllClose(splits["test"][0][20:, :, 0], extra_x[30:])
-    self.assertAllEqual(splits["test"][1], np.concatenate([published_y[80:], extra_y[30:]]))
+    self.assertAllEqual(
+      splits["test"][1], np.concatenate([published_y[80:], extra_y[30:]])
+    )
 
   def test_train_is_the_package_default_training_set(self):
     # The default generation (5,000 examples, seed 42): its first 4,000 are
@@ -88,7 +90,10 @@ class GenerateSplitsTest(tf.test.TestCase):
   def test_bad_split_requests_are_one_line_errors(self):
     bad = [
       ({"train": 40, "validation": 30}, "splits must be exactly"),
-      ({"train": 40, "validation": 30, "test": 50, "extra": 5}, "splits must be exactly"),
+      (
+        {"train": 40, "validation": 30, "test": 50, "extra": 5},
+        "splits must be exactly",
+      ),
       ({"train": 0, "validation": 30, "test": 50}, "train size must be a positive int"),
       ({"train": 40, "validation": 2.5, "test": 50}, "validation size must be"),
       ({"train": 81, "validation": 30, "test": 50}, "exceeds the 80 training examples"),

@@ -81,9 +81,7 @@ def paired_t_test(
     t, p = float(result.statistic), float(result.pvalue)
     if math.isfinite(t) and math.isfinite(p):
       out = {"t": t, "p": p, "significant": p < ALPHA}
-  mean_difference = (
-    sum(a - b for a, b in pairs) / len(pairs) if pairs else None
-  )
+  mean_difference = sum(a - b for a, b in pairs) / len(pairs) if pairs else None
   return {**out, "n_pairs": len(pairs), "mean_difference": mean_difference}
 
 
