@@ -10,7 +10,8 @@ apply the same one:
 
 with b = `max_log_factor` (`apply_action`). A non-finite action is applied as
 0 (keep the rate). `load_policy` loads and validates a policy exported by
-`lr_controller.control.export` (format `POLICY_FORMAT`), and `Controller` runs one:
+`lr_controller.control.export` (format `POLICY_FORMAT`, metadata as
+`policy_metadata` lays it out), and `Controller` runs one:
 it carries the policy's (RNN) state through a run and says "first" at the
 run's first decision. TensorFlow only: no tf-agents, TFP or gin needed.
 """
@@ -26,11 +27,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from lr_controller import constants
+from lr_controller import constants, policy_metadata
 from lr_controller import features as features_lib
 from lr_controller.errors import UserError, first_line
 
-POLICY_FORMAT = "lr_controller.policy/1"
+POLICY_FORMAT = policy_metadata.FORMAT
 
 # Largest absolute value an observation entry may take (a guard, not a scale).
 OBSERVATION_LIMIT = 1e6
@@ -80,15 +81,6 @@ def apply_action(
   return new, applied, finite
 
 
-REQUIRED_METADATA = (
-  "features",
-  "action_interval",
-  "max_log_factor",
-  "min_learning_rate",
-  "max_learning_rate",
-)
-
-
 @dataclasses.dataclass(frozen=True)
 class Policy:
   """A loaded, validated controller policy.
@@ -97,24 +89,44 @@ class Policy:
     module: the restored SavedModel (`action`, `get_initial_state`,
       `get_metadata`; see `lr_controller.control.export`).
     path: the policy directory.
-    metadata: the policy's metadata dict.
-    feature_names: observation features, in order.
+    metadata: the policy's metadata dict (`policy_metadata`).
+    interface: what the policy observes and how its actions apply, read
+      from the metadata; its fields are also the policy's attributes
+      (`feature_names`, `action_interval`, `max_log_factor`,
+      `min_learning_rate`, `max_learning_rate`).
     observation_size: length of the observation the policy takes.
-    action_interval: trainee steps per decision in controller training.
-    max_log_factor: largest |action| (log of the largest factor).
-    min_learning_rate: lower bound on the learning rate.
-    max_learning_rate: upper bound on the learning rate.
   """
 
   module: Any
   path: str
   metadata: dict
-  feature_names: tuple[str, ...]
+  interface: policy_metadata.Interface
   observation_size: int
-  action_interval: int
-  max_log_factor: float
-  min_learning_rate: float
-  max_learning_rate: float
+
+  @property
+  def feature_names(self) -> tuple[str, ...]:
+    """Observation features, in order."""
+    return self.interface.feature_names
+
+  @property
+  def action_interval(self) -> int:
+    """Trainee steps per decision in controller training."""
+    return self.interface.action_interval
+
+  @property
+  def max_log_factor(self) -> float:
+    """Largest |action| (log of the largest factor)."""
+    return self.interface.max_log_factor
+
+  @property
+  def min_learning_rate(self) -> float:
+    """Lower bound on the learning rate."""
+    return self.interface.min_learning_rate
+
+  @property
+  def max_learning_rate(self) -> float:
+    """Upper bound on the learning rate."""
+    return self.interface.max_learning_rate
 
 
 def _resolve_policy_dir(policy_dir: str | os.PathLike) -> str:
@@ -144,16 +156,6 @@ def _observation_size(module, path: str) -> int:
   if size is None:
     raise UserError(f"policy {path}: its action signature has no observation size")
   return int(size)
-
-
-def _number(metadata: dict, key: str, path: str) -> float:
-  value = metadata[key]
-  if isinstance(value, bool) or not isinstance(value, int | float):
-    raise UserError(f"policy {path}: metadata {key} must be a number, got {value!r}")
-  value = float(value)
-  if not math.isfinite(value) or value <= 0:
-    raise UserError(f"policy {path}: metadata {key} must be positive, got {value}")
-  return value
 
 
 def load_policy(policy_dir: str | os.PathLike) -> Policy:
@@ -191,49 +193,20 @@ def load_policy(policy_dir: str | os.PathLike) -> Policy:
     metadata = json.loads(module.get_metadata().numpy())
   except Exception as e:
     raise UserError(f"policy {path}: unreadable metadata: {first_line(e)}") from None
-  if not isinstance(metadata, dict) or metadata.get("format") != POLICY_FORMAT:
-    found = metadata.get("format") if isinstance(metadata, dict) else None
-    raise UserError(
-      f"{path} is not an lr_controller policy: metadata format {found!r}, "
-      f"expected {POLICY_FORMAT!r}"
-    )
-  missing = [key for key in REQUIRED_METADATA if key not in metadata]
-  if missing:
-    raise UserError(f"policy {path}: metadata lacks {', '.join(missing)}")
-  features = metadata["features"]
-  if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
-    raise UserError(f"policy {path}: metadata features must be a list of names")
-  try:
-    feature_names = features_lib.check_feature_names(features)
-  except UserError as e:
-    raise UserError(f"policy {path}: {e}") from None
+  interface = policy_metadata.read_interface(metadata, path)
   observation_size = _observation_size(module, path)
-  if observation_size != len(feature_names):
+  if observation_size != len(interface.feature_names):
     raise UserError(
       f"policy {path}: its observation has {observation_size} entries but its "
-      f"metadata names {len(feature_names)} features {list(feature_names)}"
-    )
-  interval = metadata["action_interval"]
-  if isinstance(interval, bool) or not isinstance(interval, int) or interval <= 0:
-    raise UserError(
-      f"policy {path}: metadata action_interval must be a positive integer, got {interval!r}"
-    )
-  min_lr = _number(metadata, "min_learning_rate", path)
-  max_lr = _number(metadata, "max_learning_rate", path)
-  if min_lr >= max_lr:
-    raise UserError(
-      f"policy {path}: min_learning_rate {min_lr} must be below max_learning_rate {max_lr}"
+      f"metadata names {len(interface.feature_names)} features "
+      f"{list(interface.feature_names)}"
     )
   return Policy(
     module=module,
     path=path,
     metadata=metadata,
-    feature_names=feature_names,
+    interface=interface,
     observation_size=observation_size,
-    action_interval=interval,
-    max_log_factor=_number(metadata, "max_log_factor", path),
-    min_learning_rate=min_lr,
-    max_learning_rate=max_lr,
   )
 
 

@@ -61,7 +61,7 @@ import numpy as np
 import tensorflow as tf
 from tf_agents.specs import tensor_spec
 
-from lr_controller import constants, gin_utils, io_utils
+from lr_controller import constants, gin_utils, io_utils, policy_metadata
 from lr_controller.control import agent as agent_lib
 from lr_controller.control import env as env_lib
 from lr_controller.control import (
@@ -74,9 +74,23 @@ from lr_controller.control import (
 from lr_controller.errors import UserError, first_line
 
 CONTROLLER_CONFIG_JSON = "controller_config.json"
+# The policy metadata's fields that CONTROLLER_CONFIG_JSON records too (beside
+# the networks), so a resumed run is checked against them.
+_CONFIG_METADATA_FIELDS = (
+  policy_metadata.FEATURES,
+  policy_metadata.REWARD,
+  policy_metadata.ACTION_INTERVAL,
+  policy_metadata.MAX_LOG_FACTOR,
+  policy_metadata.ACTION_LEVELS,
+)
 # What a warm start's source run must share with this one: what the networks
 # read and answer. The reward, the task and the trainee may differ.
-_WARM_START_KEYS = ("features", "max_log_factor", "action_levels", "networks")
+_WARM_START_KEYS = (
+  policy_metadata.FEATURES,
+  policy_metadata.MAX_LOG_FACTOR,
+  policy_metadata.ACTION_LEVELS,
+  "networks",
+)
 # What reading a checkpoint that does not fit, or is damaged, raises.
 _CHECKPOINT_ERRORS = (AssertionError, ValueError, IndexError, tf.errors.OpError)
 
@@ -325,15 +339,18 @@ def train_controller(
     np.inf, dtype=tf.float64, trainable=False, name="best_selection_score"
   )
   py_env, agent = build_environment_and_agent(seed, train_step)
-  config = {
-    "features": list(py_env.feature_names),
-    "reward": py_env.reward_name,
-    "action_interval": py_env.action_interval,
-    "max_log_factor": py_env.max_log_factor,
-    "action_levels": None
+  networks = agent_lib.network_config(agent)
+  metadata = policy_metadata.build(
+    policy_metadata.Interface.of_environment(py_env),
+    reward=py_env.reward_name,
+    actor_network=networks["actor"],
+    action_levels=None
     if py_env.action_log_factors is None
     else len(py_env.action_log_factors),
-    "networks": agent_lib.network_config(agent),
+  )
+  config = {
+    **{key: metadata[key] for key in _CONFIG_METADATA_FIELDS},
+    "networks": networks,
   }
   train_dir = os.path.join(root_dir, constants.TRAIN_DIR)
   checkpoint_dir = os.path.join(train_dir, constants.CHECKPOINTS_DIR)
@@ -398,16 +415,6 @@ def train_controller(
   last_policy_dir = os.path.join(
     root_dir, constants.POLICIES_DIR, constants.LAST_POLICY_DIR
   )
-  metadata = {
-    "features": list(py_env.feature_names),
-    "action_interval": py_env.action_interval,
-    "max_log_factor": py_env.max_log_factor,
-    "min_learning_rate": py_env.min_learning_rate,
-    "max_learning_rate": py_env.max_learning_rate,
-    "reward": py_env.reward_name,
-    "actor_network": config["networks"]["actor"],
-    "action_levels": config["action_levels"],
-  }
   exporter = export.PolicyExporter(agent.policy, py_env.action_log_factors)
   greedy_policy = exploration.SeededPolicy(agent.policy)
   if start_episode >= num_episodes:
@@ -415,7 +422,7 @@ def train_controller(
       f"{start_episode} episodes already done in {root_dir} (asked for {num_episodes})"
     )
     if not os.path.isdir(policy_dir):
-      exporter.export({**metadata, "episodes": start_episode}, policy_dir)
+      exporter.export(metadata, policy_dir, episodes=start_episode)
     return {
       "episodes": start_episode,
       "policy_dir": policy_dir,
@@ -504,8 +511,7 @@ def train_controller(
         ):
           # Before the checkpoint: a crash in between redoes the update and
           # this selection, with the same result.
-          exported = {**metadata, "episodes": episode}
-          exporter.export(exported, last_policy_dir)
+          exporter.export(metadata, last_policy_dir, episodes=episode)
           score, selection_start, selection_steps = None, time.perf_counter(), 0
           if selection_runs:
             infos = selection.run_greedy_policy(

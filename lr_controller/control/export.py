@@ -13,7 +13,7 @@ return plain tensors:
   out["action"]   # float32 [B]: log scaling factor, clipped to the action bounds
                   # (a discrete head's choice mapped to its factor's log)
   out["state"]    # list: the next policy state (LSTM actor)
-  json.loads(policy.get_metadata().numpy())              # feature names, bounds, ...
+  json.loads(policy.get_metadata().numpy())              # `policy_metadata`
 
 `observation` is float32 [B, num_features] (raw features: the policy holds the
 observation normalizer), `step_type` int32 [B] (0 first, 1 mid, 2 last). The
@@ -34,11 +34,10 @@ import os
 import tensorflow as tf
 from tf_agents.trajectories import time_step as ts
 
-from lr_controller import controller as controller_lib
-from lr_controller import io_utils
+from lr_controller import io_utils, policy_metadata
 
 METADATA_FILE = "controller.json"
-FORMAT = controller_lib.POLICY_FORMAT
+FORMAT = policy_metadata.FORMAT
 
 
 class ControllerModule(tf.Module):
@@ -46,7 +45,8 @@ class ControllerModule(tf.Module):
 
   Args:
     policy: the agent's greedy policy.
-    metadata: JSON-ready metadata (`set_metadata` may replace it later).
+    metadata: JSON-ready metadata (`policy_metadata.build`; `set_metadata`
+      may replace it later).
     log_factors: float [levels], the log factor of each discrete action
       (`controller.level_log_factors`); None for a continuous head.
   """
@@ -149,7 +149,7 @@ class ControllerModule(tf.Module):
     return self.metadata.read_value()
 
   def set_metadata(self, metadata: dict) -> None:
-    self.metadata.assign(json.dumps({"format": FORMAT, **metadata}, sort_keys=True))
+    self.metadata.assign(json.dumps(policy_metadata.document(metadata), sort_keys=True))
 
 
 class PolicyExporter:
@@ -158,10 +158,17 @@ class PolicyExporter:
   def __init__(self, policy, log_factors=None):
     self._module = ControllerModule(policy, log_factors=log_factors)
 
-  def export(self, metadata: dict, export_dir: str) -> str:
-    """Saves the policy's current weights and `metadata` to `export_dir`."""
-    self._module.set_metadata(metadata)
-    return _save(self._module, {"format": FORMAT, **metadata}, export_dir)
+  def export(self, metadata: dict, export_dir: str, episodes: int | None = None) -> str:
+    """Saves the policy's current weights and `metadata` to `export_dir`.
+
+    Args:
+      metadata: `policy_metadata.build`'s dict.
+      export_dir: where to write (replaced whole).
+      episodes: the controller's training episodes so far, recorded.
+    """
+    document = policy_metadata.document(metadata, episodes)
+    self._module.set_metadata(document)
+    return _save(self._module, document, export_dir)
 
 
 def _save(module: ControllerModule, metadata: dict, export_dir: str) -> str:

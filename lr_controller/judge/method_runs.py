@@ -10,7 +10,6 @@ checkpoint, the validation curve and the learning rates.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from lr_controller import controller as controller_lib
-from lr_controller import io_utils
+from lr_controller import io_utils, policy_metadata
 from lr_controller.control import env as env_lib
 from lr_controller.errors import UserError
 from lr_controller.judge import adaptive_peers, baseline_search
@@ -42,32 +41,20 @@ def load_policy(policy_dir: str | None) -> tuple[controller_lib.Policy, dict]:
 
 
 def check_policy_matches(env: env_lib.LearningRateControlEnv, metadata: dict) -> None:
-  """Raises UserError unless `env` observes and acts as the policy was trained to."""
-  if list(env.feature_names) != list(metadata["features"]):
+  """Raises UserError unless `env` observes and acts as the policy was trained to.
+
+  The environment applies its own bounds; they must be the policy's, which
+  the callback applies, so that evaluation measures what users get.
+  """
+  policy = policy_metadata.read_interface(metadata, "given to check_policy_matches")
+  env_interface = policy_metadata.Interface.of_environment(env)
+  differing = policy.differences(env_interface)
+  if differing:
+    theirs, ours = policy.fields(), env_interface.fields()
     raise UserError(
-      f"the controller observes features {list(metadata['features'])} but the "
-      f"environment gives {list(env.feature_names)}: set "
-      "create_environment.feature_names to the controller's"
+      "the environment differs from the controller in "
+      + "; ".join(f"{k} ({ours[k]}, the controller's {theirs[k]})" for k in differing)
     )
-  if env.action_interval != int(metadata["action_interval"]):
-    raise UserError(
-      f"the controller acts every {metadata['action_interval']} steps but the "
-      f"environment every {env.action_interval}: set "
-      "create_environment.action_interval to the controller's"
-    )
-  # The environment applies its own bounds; they must be the policy's, which
-  # the callback applies, so that evaluation measures what users get.
-  for name, ours in (
-    ("max_log_factor", env.max_log_factor),
-    ("min_learning_rate", env.min_learning_rate),
-    ("max_learning_rate", env.max_learning_rate),
-  ):
-    theirs = metadata.get(name)
-    if theirs is not None and not math.isclose(float(theirs), ours, rel_tol=1e-6):
-      raise UserError(
-        f"the controller was trained with {name} {theirs} but the environment "
-        f"has {ours}: configure create_environment as the controller was"
-      )
 
 
 def make_environment(
