@@ -43,7 +43,9 @@ NUM_RUNS = 3
 PEERS = ("cosine", "reduce_on_plateau")
 PEER_LEARNING_RATES = (0.1, 0.01)
 # One held-out setting (the shipped tasks/digits_transfer.gin has two; its
-# parsing is tested on its own): another optimizer, batch size and initial lr.
+# parsing is tested on its own): another optimizer, batch size and initial lr,
+# and another controller interface than the policy's, which the transfer
+# ignores (the policy's metadata defines it).
 TASK_SET = """
 task_set.name = 'test_transfer'
 task_set.train = [{'name': 'digits/lenet/sgd', 'gin_files': ['controller/digits.gin']}]
@@ -55,6 +57,9 @@ task_set.test = [
       "make_optimizer.name = 'adam'",
       'load_data.batch_size = 50',
       'create_environment.initial_learning_rates = [0.001]',
+      "create_environment.feature_names = ['train_loss', 'val_loss']",
+      'create_environment.action_interval = 5',
+      'create_environment.max_factor = 3.0',
     ],
   },
 ]
@@ -431,6 +436,10 @@ class EvaluationTest(tf.test.TestCase):
       os.path.exists(os.path.join(self.transfer_root, constants.BASELINE_SEARCH_DIR))
     )
     methods = {m["name"]: m for m in adam["methods"]}
+    # The policy's decision interval (10), not the setting's (5); a 2-feature
+    # observation would not have fitted the policy at all.
+    for run in methods[evaluation.CONTROLLER]["runs"]:
+      self.assertEqual(run["steps"], [10, 20])
     self.assertEqual(set(methods), {evaluation.BASELINE, evaluation.CONTROLLER})
     baseline, controller = methods[evaluation.BASELINE], methods[evaluation.CONTROLLER]
     self.assertEqual(controller["seeds"], baseline["seeds"])
@@ -447,23 +456,55 @@ class EvaluationTest(tf.test.TestCase):
 
   # ---- Errors. ----
 
-  def test_feature_mismatch_is_a_user_error_before_any_training(self):
-    _parse(["create_environment.feature_names = ['train_loss', 'val_loss']"])
+  def test_another_interface_in_gin_runs_the_policys(self):
+    # Trained on the paper's features, a decision every 10 steps and factors
+    # up to 2; the gin config binds others, which the policy's metadata
+    # overrides.
+    _parse(
+      [
+        "create_environment.feature_names = ['train_loss', 'val_loss']",
+        "create_environment.action_interval = 5",
+        "create_environment.max_factor = 3.0",
+        "create_environment.max_learning_rate = 0.5",
+      ]
+    )
+    policy, metadata = evaluation.load_policy(self.policy_dir)
+    env = evaluation.make_environment(metadata)
+    self.assertEqual(env.feature_names, policy.feature_names)
+    self.assertLen(env.feature_names, 8)
+    self.assertEqual(env.action_interval, 10)
+    self.assertAlmostEqual(env.max_log_factor, np.log(2.0))
+    self.assertEqual(env.max_learning_rate, policy.max_learning_rate)
+    root = self.create_tempdir().full_path
+    results = evaluation.evaluate(
+      root,
+      self.policy_dir,
+      num_runs=1,
+      baseline_search_path=os.path.join(self.eval_root, constants.BASELINE_SEARCH_DIR),
+      peers=(),
+      say=_quiet,
+    )
+    (record,) = results["settings"]
+    self.assertEqual(record["eval_interval"], 10)
+    controller = {m["name"]: m for m in record["methods"]}[evaluation.CONTROLLER]
+    self.assertEqual(controller["runs"][0]["steps"], [10, 20])
+    # The same greedy schedule as under the policy's own configuration.
+    self.assertAllClose(
+      controller["runs"][0]["learning_rates"],
+      self.methods()[evaluation.CONTROLLER]["runs"][0]["learning_rates"],
+    )
+
+  def test_a_setting_that_cannot_run_the_policy_is_a_one_line_error(self):
+    # 25 steps cannot be cut into the policy's decisions of 10 steps.
+    _parse(["create_environment.num_steps = 25"])
     root = self.create_tempdir().full_path
     with self.assertRaises(UserError) as raised:
       evaluation.evaluate(root, self.policy_dir, num_runs=2, peers=(), say=_quiet)
     # gin appends "In call to configurable ..." lines; binaries print the first.
-    first = str(raised.exception).splitlines()[0]
-    self.assertIn("observes features", first)
-    self.assertIn("create_environment.feature_names", first)
-    self.assertEqual(os.listdir(root), [])
-
-  def test_action_interval_mismatch_is_a_user_error(self):
-    _parse(["create_environment.action_interval = 5"])
-    with self.assertRaisesRegex(UserError, "every 10 steps"):
-      evaluation.evaluate(
-        self.create_tempdir().full_path, self.policy_dir, peers=(), say=_quiet
-      )
+    message = str(raised.exception).splitlines()[0]
+    self.assertIn("cannot run the controller (a decision every 10 steps", message)
+    self.assertIn("num_steps (25) must be a multiple of action_interval (10)", message)
+    self.assertEqual(os.listdir(root), [])  # Before any training.
 
   def test_bad_arguments_are_user_errors(self):
     _parse()

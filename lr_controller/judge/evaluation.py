@@ -8,8 +8,8 @@ number of steps):
   into `ROOT/baseline_search/`, or read from a given `search.json`).
 * The learned controller is the exported greedy policy (`export.py`), loaded
   with `tf.saved_model.load` alone and run in the gin-configured
-  `env.create_environment` (its features and decision interval must be the
-  policy's).
+  `env.create_environment` with the policy's features, decision interval and
+  bounds (from its metadata, whatever gin binds for them).
 * Beyond the paper, peers of `adaptive_peers` (cosine, OneCycle,
   ReduceLROnPlateau, hypergradient descent, ...) each at the initial learning
   rate of a small search on validation loss.
@@ -546,8 +546,8 @@ def evaluate(
     report, tables and figures.
 
   Raises:
-    UserError: for a bad argument, policy or baseline search, or a policy whose
-      features or decision interval differ from the environment's.
+    UserError: for a bad argument, policy or baseline search, or a setting
+      that cannot run the policy (`method_runs.make_environment`).
   """
   start = time.perf_counter()
   seeds, peers = _check_common(seed, num_runs, peers)

@@ -2,7 +2,8 @@
 
 The learned controller's runs load the exported policy with the controller
 core and act through `controller.Controller`, as `LearnedLRScheduler` does, in
-an environment checked against the policy; step decay and the peers train
+an environment given the policy's interface (its features, decision interval
+and bounds, read from its metadata: `policy_metadata`); step decay and the peers train
 the same kind of trainee with their own schedules. Every run gives one
 record (`_run_record`): seed, test loss and accuracy of the best-validation
 checkpoint, the validation curve and the learning rates.
@@ -10,6 +11,7 @@ checkpoint, the validation curve and the learning rates.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -19,7 +21,7 @@ import numpy as np
 from lr_controller import controller as controller_lib
 from lr_controller import io_utils, policy_metadata
 from lr_controller.control import env as env_lib
-from lr_controller.errors import UserError
+from lr_controller.errors import UserError, first_line
 from lr_controller.judge import adaptive_peers, baseline_search
 from lr_controller.trainee import trainee as trainee_lib
 
@@ -57,28 +59,55 @@ def check_policy_matches(env: env_lib.LearningRateControlEnv, metadata: dict) ->
     )
 
 
+def environment_arguments(interface: policy_metadata.Interface) -> dict:
+  """`create_environment`'s arguments that give it a controller's interface."""
+  return {
+    "feature_names": interface.feature_names,
+    "action_interval": interface.action_interval,
+    "max_factor": math.exp(interface.max_log_factor),
+    "min_learning_rate": interface.min_learning_rate,
+    "max_learning_rate": interface.max_learning_rate,
+  }
+
+
 def make_environment(
   metadata: dict,
   seed: int = 0,
   trainee_fn: Callable[..., Any] | None = None,
 ) -> env_lib.LearningRateControlEnv:
-  """The gin-configured environment, checked against the policy's metadata.
+  """The gin-configured environment with the policy's interface.
 
+  The setting (data, model, optimizer, run length, initial learning rates)
+  is gin's; what the controller observes, when it acts and the bounds of its
+  actions are the policy's, from its metadata, whatever gin binds for them.
   The trainee is not built here (`trainee_fn` is called on the first reset).
+
+  Raises:
+    UserError: (one line) if the setting cannot run the controller (say, its
+      run length is no multiple of the controller's decision interval).
   """
+  interface = policy_metadata.read_interface(metadata, "given to make_environment")
   kwargs = {} if trainee_fn is None else {"trainee_fn": trainee_fn}
-  # An exported policy answers with log factors, whatever head it was trained
-  # with (a discrete head's choice is mapped in the export), so the
-  # environment takes log factors here; and it runs the unscoped trainee
-  # only, the setting being evaluated, whatever else it was trained on.
-  env = env_lib.create_environment(
-    seed=seed,
-    evaluate_test=True,
-    action_levels=None,
-    scoped_initial_learning_rates=None,
-    **kwargs,
-  )
-  check_policy_matches(env, metadata)
+  try:
+    # An exported policy answers with log factors, whatever head it was
+    # trained with (a discrete head's choice is mapped in the export), so the
+    # environment takes log factors here; and it runs the unscoped trainee
+    # only, the setting being evaluated, whatever else it was trained on.
+    env = env_lib.create_environment(
+      seed=seed,
+      evaluate_test=True,
+      action_levels=None,
+      scoped_initial_learning_rates=None,
+      **environment_arguments(interface),
+      **kwargs,
+    )
+  except UserError as e:
+    raise UserError(
+      f"this setting cannot run the controller (a decision every "
+      f"{interface.action_interval} steps on features "
+      f"{list(interface.feature_names)}, from its metadata): {first_line(e)}"
+    ) from None
+  check_policy_matches(env, metadata)  # The environment took them all.
   return env
 
 
@@ -170,12 +199,30 @@ def run_step_decay(
   eval_interval: int,
 ) -> dict:
   """One run of a step-decay setting (lr0, discount_step, factor) from `seed`."""
-  lr0 = float(setting["initial_learning_rate"])
-  trainee.reset(seed, lr0, schedule=baseline_search.step_decay(setting, num_steps))
+  return run_schedule(
+    trainee,
+    baseline_search.step_decay(setting, num_steps),
+    float(setting["initial_learning_rate"]),
+    seed,
+    num_steps,
+    eval_interval,
+  )
+
+
+def run_schedule(
+  trainee: trainee_lib.Trainee,
+  schedule: Callable[[Any], Any],
+  initial_learning_rate: float,
+  seed: int,
+  num_steps: int,
+  eval_interval: int,
+) -> dict:
+  """One run of a fixed per-step `schedule` from `seed`, recorded with its `initial_learning_rate`."""
+  trainee.reset(seed, initial_learning_rate, schedule=schedule)
   result = trainee_lib.run_training(
     trainee, num_steps=num_steps, eval_interval=eval_interval, evaluate_test=True
   )
-  return _from_training(result, seed, lr0)
+  return _from_training(result, seed, initial_learning_rate)
 
 
 def run_peer(
