@@ -55,7 +55,7 @@ def main(argv):
     batch_size=FLAGS.batch_size,
     eval_batch_size=1000,
   )
-  plain = trainee_lib.build_trainee(seed=0, data=data, model_name="lenet")
+  plain = trainee_lib.build_trainee(seed=0, data=data)
   schedule = schedules.make_schedule(
     "step_decay",
     initial_learning_rate=0.01,
@@ -64,7 +64,7 @@ def main(argv):
     factor=0.9,
   )
   env = env_lib.LearningRateControlEnv(
-    lambda seed: trainee_lib.build_trainee(seed=seed, data=data, model_name="lenet"),
+    lambda seed: trainee_lib.build_trainee(seed=seed, data=data),
     num_steps=FLAGS.num_steps,
     action_interval=FLAGS.action_interval,
     initial_learning_rates=(0.01,),

@@ -179,7 +179,7 @@ def main(argv):
   profile = Profile()
 
   def trainee_fn(seed):
-    trainee = trainee_lib.build_trainee(seed=seed, data=data, model_name="lenet")
+    trainee = trainee_lib.build_trainee(seed=seed, data=data)
     instrument(trainee, profile)
     return trainee
 
@@ -227,7 +227,7 @@ def main(argv):
   )
 
   # ---- Input wait: real pipeline vs one batch repeated. ----
-  probe = trainee_lib.build_trainee(seed=0, data=data, model_name="lenet")
+  probe = trainee_lib.build_trainee(seed=0, data=data)
   real = iter(data.train_stream(1))
   one_batch = iter(tf.data.Dataset.from_tensors(next(iter(data.train))).repeat())
   rates = tf.fill([FLAGS.steps], 0.01)
@@ -252,9 +252,7 @@ def main(argv):
   )
 
   # ---- XLA on vs off: train step and eval pass. ----
-  xla = trainee_lib.build_trainee(
-    seed=0, data=data, model_name="lenet", jit_compile=True
-  )
+  xla = trainee_lib.build_trainee(seed=0, data=data, jit_compile=True)
   chunks = max(1, FLAGS.steps // FLAGS.action_interval)
 
   def train_rate(t) -> float:

@@ -12,6 +12,7 @@ import importlib
 import logging
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import gin
 
@@ -56,8 +57,11 @@ def resolve_gin_file(path: str) -> str:
   raise UserError(f"gin file not found: {path}")
 
 
-# Every module that defines gin configurables; imported before parsing so that
-# any shipped config (and any binding) resolves in every binary and test.
+# Every module that defines gin configurables (or constants), the one list:
+# `register_configurables` imports them before any parse (`parse_gin`,
+# `parse_gin_string`), so any shipped config and any binding resolves in every
+# binary and test. tests/test_gin_configs.py checks it against a scan of the
+# package.
 CONFIGURABLE_MODULES = (
   "official_models",
   "lr_controller.trainee.data",
@@ -68,6 +72,7 @@ CONFIGURABLE_MODULES = (
   "lr_controller.trainee.toy_problems",
   "lr_controller.judge.schedule_free",
   "lr_controller.judge.autolrs",
+  "lr_controller.judge.adaptive_peers",
   "lr_controller.control.env",
   "lr_controller.control.agent",
   "lr_controller.control.controller_training",
@@ -200,9 +205,44 @@ def recorded_config(
     raise
 
 
-def write_operative_config(root_dir: str) -> str:
-  """Writes what gin used so far to `root_dir/operative_config.gin`."""
+def bound_value(name: str, default: Any) -> Any:
+  """The value gin binds to `name` ("configurable.parameter"), else `default`.
+
+  Macros (`%NUM_STEPS`) are resolved to their values; other references
+  (`@build_trainee`) are returned as gin holds them.
+  """
+  try:
+    value = gin.query_parameter(name)
+  except ValueError:
+    return default
+  while (
+    isinstance(value, gin.config.ConfigurableReference)
+    and value.configurable.name == "macro"
+  ):
+    value = value.scoped_configurable_fn()
+  return value
+
+
+def write_operative_config(
+  root_dir: str, sections: Sequence[tuple[str, str]] | None = None
+) -> str:
+  """Writes what gin used to `root_dir/operative_config.gin` (its one writer).
+
+  Args:
+    root_dir: the run's output directory.
+    sections: for a run that re-parses gin between its parts (the transfer
+      evaluation, one part per setting): (title, that part's
+      `gin.operative_config_str()`) pairs, each written under a
+      `# ==== title` line. None: what gin used so far.
+
+  Returns:
+    The path written.
+  """
+  if sections is None:
+    text = gin.operative_config_str()
+  else:
+    text = "\n".join(f"# ==== {title}\n{config}" for title, config in sections)
   out = os.path.join(root_dir, constants.OPERATIVE_GIN)
   with open(out, "w") as f:
-    f.write(gin.operative_config_str())
+    f.write(text)
   return out

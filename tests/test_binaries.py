@@ -298,7 +298,7 @@ class BinariesTest(tf.test.TestCase):
       f"make_schedule.discount_step = {DISCOUNT_STEP}",
       f"make_schedule.factor = {FACTOR}",
       f"make_schedule.initial_learning_rate = {LR0}",
-      "run_training.num_steps = %NUM_STEPS",
+      "train_with_schedule.num_steps = %NUM_STEPS",
     ):
       self.assertIn(line, operative)
 
@@ -311,7 +311,8 @@ class BinariesTest(tf.test.TestCase):
 
     search = json.loads(written[constants.SEARCH_JSON])
     self.assertEqual(
-      search["grid"], {**SMOKE_GRID, "num_steps": SMOKE_STEPS, "seed": 0}
+      search["grid"],
+      {**SMOKE_GRID, "num_steps": SMOKE_STEPS, "eval_interval": 10, "seed": 0},
     )
     runs = search["runs"]
     self.assertCountEqual(

@@ -2,6 +2,7 @@
 
 import math
 
+import gin
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
@@ -248,10 +249,23 @@ class TraineeTest(tf.test.TestCase):
       trainee_lib.make_optimizer("lion", learning_rate=0.1)
 
   def test_build_trainee_with_official_lenet(self):
+    gin.clear_config()
     data = testing.tiny_data()
-    trainee = trainee_lib.build_trainee(seed=0, data=data, model_name="lenet")
+    trainee = trainee_lib.build_trainee(seed=0, data=data)  # The default.
     self.assertEqual(trainee.final_layer.name, official_models.FINAL_LAYER_NAME)
     self.assertTrue(math.isfinite(trainee.train(2)))
+    lenet = official_models.build_model("lenet", data.input_shape, data.num_classes)
+    self.assertEqual(trainee.model.count_params(), lenet.count_params())
+
+  def test_build_trainee_builds_the_model_gin_names(self):
+    data = testing.tiny_data()
+    gin.parse_config(["build_model.name = 'mlp'", "mlp.hidden_units = [7]"])
+    try:
+      trainee = trainee_lib.build_trainee(seed=0, data=data)
+    finally:
+      gin.clear_config()
+    # 8x8x1 -> 7 -> 10, as the binding says.
+    self.assertEqual(trainee.model.count_params(), 64 * 7 + 7 + 7 * 10 + 10)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ flags.DEFINE_multi_string(
 flags.DEFINE_multi_string(
   "gin_bindings",
   [],
-  "Gin binding applied after the files, e.g. 'run_training.num_steps=20'.",
+  "Gin binding applied after the files, e.g. 'train_with_schedule.num_steps=20'.",
 )
 flags.DEFINE_integer("seed", 0, "Seed of the run (weights, data order, agent).")
 

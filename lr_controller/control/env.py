@@ -31,6 +31,7 @@ Like DACBench's SGD environment, its description lives in one table, `INFO`.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -495,19 +496,70 @@ def _is_gin_scope(name) -> bool:
     return False
 
 
-@gin.configurable
+# The environment's own defaults, the one copy of them: `create_environment`
+# takes each as the default of its parameter of the same name.
+_DEFAULTS = {
+  name: parameter.default
+  for name, parameter in inspect.signature(
+    LearningRateControlEnv.__init__
+  ).parameters.items()
+  if parameter.default is not inspect.Parameter.empty
+}
+
+
+# The seed is run control (a flag, or the caller's episode seed): binding
+# `create_environment.seed` is a gin error.
+@gin.configurable(denylist=["seed"])
 def create_environment(
   seed: int = 0,
   trainee_fn: Callable[..., object] = trainee_lib.build_trainee,
-  **kwargs,
+  num_steps: int = _DEFAULTS["num_steps"],
+  action_interval: int = _DEFAULTS["action_interval"],
+  initial_learning_rates: Sequence[float] = _DEFAULTS["initial_learning_rates"],
+  scoped_initial_learning_rates: Mapping[str, Sequence[float]] | None = _DEFAULTS[
+    "scoped_initial_learning_rates"
+  ],
+  min_learning_rate: float = _DEFAULTS["min_learning_rate"],
+  max_learning_rate: float = _DEFAULTS["max_learning_rate"],
+  max_factor: float = _DEFAULTS["max_factor"],
+  action_levels: int | None = _DEFAULTS["action_levels"],
+  feature_names: Sequence[str] = _DEFAULTS["feature_names"],
+  reward: str = _DEFAULTS["reward"],
+  divergence_penalty: float | None = _DEFAULTS["divergence_penalty"],
+  setback_weight: float = _DEFAULTS["setback_weight"],
+  reward_scale: float = _DEFAULTS["reward_scale"],
+  evaluate_test: bool = _DEFAULTS["evaluate_test"],
 ) -> LearningRateControlEnv:
   """Builds the environment as configured by gin (see `LearningRateControlEnv`).
 
+  Every argument of the environment is a parameter here, with the
+  environment's default, so a misspelt binding is a gin error and the
+  defaults reach `operative_config.gin`.
+
   Args:
-    seed: base seed of the episodes' trainees.
+    seed: base seed of the episodes' trainees (the caller's, not gin's).
     trainee_fn: called as `trainee_fn(seed=...)` once to build the trainee.
-    **kwargs: the environment's other arguments.
+    num_steps, action_interval, initial_learning_rates,
+      scoped_initial_learning_rates, min_learning_rate, max_learning_rate,
+      max_factor, action_levels, feature_names, reward, divergence_penalty,
+      setback_weight, reward_scale, evaluate_test: see
+      `LearningRateControlEnv`.
   """
   return LearningRateControlEnv(
-    trainee_fn=lambda s: trainee_fn(seed=s), seed=seed, **kwargs
+    trainee_fn=lambda s: trainee_fn(seed=s),
+    num_steps=num_steps,
+    action_interval=action_interval,
+    initial_learning_rates=initial_learning_rates,
+    scoped_initial_learning_rates=scoped_initial_learning_rates,
+    min_learning_rate=min_learning_rate,
+    max_learning_rate=max_learning_rate,
+    max_factor=max_factor,
+    action_levels=action_levels,
+    feature_names=feature_names,
+    reward=reward,
+    divergence_penalty=divergence_penalty,
+    setback_weight=setback_weight,
+    reward_scale=reward_scale,
+    seed=seed,
+    evaluate_test=evaluate_test,
   )

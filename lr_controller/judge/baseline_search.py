@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 
 import gin
 
-from lr_controller import constants, io_utils
+from lr_controller import checks, constants, io_utils
 from lr_controller.errors import UserError
 from lr_controller.trainee import schedules
 from lr_controller.trainee import trainee as trainee_lib
@@ -89,7 +89,8 @@ def choose_best(runs: Sequence[dict]) -> dict:
   return min(converged or scored, key=lambda r: r["best_val_loss"])
 
 
-@gin.configurable
+# Run control comes from the caller (flags): binding these is a gin error.
+@gin.configurable(denylist=["root_dir", "seed", "say"])
 def search_step_decay(
   root_dir: str,
   seed: int = 0,
@@ -97,6 +98,7 @@ def search_step_decay(
   discount_steps: Sequence[int] = PAPER_DISCOUNT_STEPS,
   factors: Sequence[float] = PAPER_FACTORS,
   num_steps: int = 1000,
+  eval_interval: int = 10,
   num_repeats: int = 0,
   say: Callable[[str], None] = print,
 ) -> dict:
@@ -110,7 +112,9 @@ def search_step_decay(
     initial_learning_rates: lr0 values (each > 0).
     discount_steps: steps between decays (each > 0).
     factors: decay factors (each > 0).
-    num_steps: training steps of each run.
+    num_steps: training steps of each run (the evaluation checks that it is
+      the length of the runs it evaluates).
+    eval_interval: steps between validations (paper: 10).
     num_repeats: if > 0, the best setting is trained again with seeds
       `seed, ..., seed + num_repeats - 1` and tested.
     say: progress printer.
@@ -131,6 +135,7 @@ def search_step_decay(
       raise UserError(f"decay factor must be positive, got {f!r}")
   if not _is_number(num_steps) or int(num_steps) != num_steps or num_steps <= 0:
     raise UserError(f"num_steps must be a positive integer, got {num_steps!r}")
+  eval_interval = checks.integer("eval_interval", eval_interval)
   if not _is_number(num_repeats) or int(num_repeats) != num_repeats:
     raise UserError(f"num_repeats must be an integer, got {num_repeats!r}")
   grid = {
@@ -138,6 +143,7 @@ def search_step_decay(
     "discount_steps": [int(x) for x in discount_steps],
     "factors": [float(x) for x in factors],
     "num_steps": int(num_steps),
+    "eval_interval": int(eval_interval),
     "seed": int(seed),
   }
   path = os.path.join(root_dir, constants.SEARCH_JSON)
@@ -161,7 +167,9 @@ def search_step_decay(
       runs.append(done[_key(setting)])
       continue
     trainee = _start_run(trainee, seed, setting, num_steps)
-    result = trainee_lib.run_training(trainee, num_steps=num_steps, evaluate_test=False)
+    result = trainee_lib.run_training(
+      trainee, num_steps=num_steps, eval_interval=eval_interval, evaluate_test=False
+    )
     run = {
       **setting,
       "best_val_loss": result["best_val_loss"],
@@ -190,6 +198,7 @@ def search_step_decay(
       best,
       seeds=range(seed, seed + num_repeats),
       num_steps=num_steps,
+      eval_interval=eval_interval,
       trainee=trainee,
       say=say,
     )
@@ -203,6 +212,7 @@ def repeat_setting(
   setting: dict,
   seeds: Sequence[int],
   num_steps: int,
+  eval_interval: int = 10,
   trainee: trainee_lib.Trainee | None = None,
   say: Callable[[str], None] = print,
 ) -> dict:
@@ -217,7 +227,9 @@ def repeat_setting(
   for seed in seeds:
     start = time.perf_counter()
     trainee = _start_run(trainee, seed, setting, num_steps)
-    result = trainee_lib.run_training(trainee, num_steps=num_steps)
+    result = trainee_lib.run_training(
+      trainee, num_steps=num_steps, eval_interval=eval_interval
+    )
     result["seed"] = int(seed)
     runs.append(result)
     say(

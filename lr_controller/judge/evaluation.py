@@ -53,6 +53,7 @@ results.csv, figure1_val_loss.png, figure2_lr_schedules.png.
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import os
@@ -153,7 +154,7 @@ def describe_setting(env: env_lib.LearningRateControlEnv, trainee: Any) -> dict:
     rates = []  # A gin macro or reference: not resolvable here.
   return {
     "data": trainee.data.name,
-    "model": str(_bound("build_trainee.model_name", "lenet")),
+    "model": str(_bound("build_model.name", "lenet")),
     "optimizer": type(trainee.optimizer).__name__.lower(),
     "batch_size": None if batch is None else int(batch),
     "num_steps": env.num_steps,
@@ -191,8 +192,20 @@ def run_baseline_search(
     search_dir = os.path.join(root_dir, constants.BASELINE_SEARCH_DIR)
     os.makedirs(search_dir, exist_ok=True)
     say(f"searching the step-decay baseline into {search_dir}")
+    searched = gin_utils.bound_value(
+      "search_step_decay.num_steps",
+      inspect.signature(baseline_search.search_step_decay)
+      .parameters["num_steps"]
+      .default,
+    )
+    if searched != num_steps:
+      raise UserError(
+        f"search_step_decay.num_steps ({searched}) differs from the length of "
+        f"the evaluated runs, create_environment.num_steps ({num_steps}): bind "
+        "both to the same value"
+      )
     record = baseline_search.search_step_decay(
-      search_dir, seed=seed, num_steps=num_steps, num_repeats=0, say=say
+      search_dir, seed=seed, num_repeats=0, say=say
     )
     path = os.path.join(search_dir, constants.SEARCH_JSON)
   else:
@@ -654,7 +667,7 @@ def transfer(
   tuned = tune_peers(
     peers, peer_learning_rates, env.num_steps, interval, seed, say, label=label
   )
-  operative = [f"# ==== source {source.name}\n{gin.operative_config_str()}"]
+  operative = [(f"source {source.name}", gin.operative_config_str())]
   for tuning in tuned.values():
     tuning["tuned_on"] = source.name
   records = []
@@ -672,9 +685,8 @@ def transfer(
         say=say,
       )
     )
-    operative.append(f"# ==== setting {target.name}\n{gin.operative_config_str()}")
-  with open(os.path.join(root_dir, constants.OPERATIVE_GIN), "w") as f:
-    f.write("\n".join(operative))
+    operative.append((f"setting {target.name}", gin.operative_config_str()))
+  gin_utils.write_operative_config(root_dir, operative)
   results = {
     "format": RESULTS_FORMAT,
     "mode": "transfer",

@@ -11,8 +11,15 @@ from lr_controller.trainee import schedules
 from lr_controller.trainee import trainee as trainee_lib
 
 
-@gin.configurable
-def train_with_schedule(root_dir: str, seed: int = 0, say=print) -> dict:
+# Run control comes from the binary's flags: binding these is a gin error.
+@gin.configurable(denylist=["root_dir", "seed", "say"])
+def train_with_schedule(
+  root_dir: str,
+  seed: int = 0,
+  num_steps: int = 1000,
+  eval_interval: int = 10,
+  say=print,
+) -> dict:
   """Trains one trainee under `schedules.make_schedule()` as configured by gin.
 
   Writes `root_dir/metrics.json` (see `trainee.run_training` for its fields,
@@ -21,6 +28,8 @@ def train_with_schedule(root_dir: str, seed: int = 0, say=print) -> dict:
   Args:
     root_dir: output directory (exists).
     seed: seed of the initial weights.
+    num_steps: training steps (paper: 1000).
+    eval_interval: steps between validations (paper: 10).
     say: progress printer.
 
   Returns:
@@ -38,7 +47,9 @@ def train_with_schedule(root_dir: str, seed: int = 0, say=print) -> dict:
       f"  step {row['step']:5d}  lr {row['lr']:.3g}  train {row['train_loss']:.4f}  val {val}"
     )
 
-  metrics = trainee_lib.run_training(trainee, progress=progress)
+  metrics = trainee_lib.run_training(
+    trainee, num_steps=num_steps, eval_interval=eval_interval, progress=progress
+  )
   metrics["seed"] = seed
   metrics["schedule"] = {
     "class": type(schedule).__name__,

@@ -42,6 +42,9 @@ from lr_controller.errors import UserError, first_line
 from lr_controller.trainee import data as data_lib
 from lr_controller.trainee import protocol
 
+# The trainee's model when gin binds no `build_model.name` (the paper's LeNet).
+DEFAULT_MODEL = "lenet"
+
 
 @gin.configurable
 def divergence_rule(
@@ -68,7 +71,9 @@ def divergence_rule(
   return protocol.DivergenceRule(max_train_loss, max_val_loss_ratio)
 
 
-@gin.configurable
+# The learning rate is the caller's (`build_trainee.initial_learning_rate`, then
+# each run's `reset`): binding `make_optimizer.learning_rate` is a gin error.
+@gin.configurable(denylist=["learning_rate"])
 def make_optimizer(
   name: str = "sgd",
   learning_rate: float = 0.01,
@@ -81,7 +86,7 @@ def make_optimizer(
 
   Args:
     name: "sgd" (with `momentum`; 0 gives plain SGD), "adam" or "rmsprop".
-    learning_rate: initial learning rate (> 0).
+    learning_rate: initial learning rate (> 0); set by the caller, never by gin.
     momentum: SGD/RMSprop momentum.
     beta_1: Adam's first-moment decay.
     beta_2: Adam's second-moment decay.
@@ -564,11 +569,23 @@ def derived_trainee(
   return derived
 
 
+def _build_model(input_shape: tuple[int, ...], num_classes: int) -> tf.keras.Model:
+  """`official_models.build_model` of gin's `build_model.name`, else `DEFAULT_MODEL`."""
+  try:
+    return official_models.build_model(input_shape=input_shape, num_classes=num_classes)
+  except TypeError as e:
+    if "'name'" not in str(e):
+      raise
+  # gin names no model here, so naming the default overrides no binding.
+  return official_models.build_model(
+    DEFAULT_MODEL, input_shape=input_shape, num_classes=num_classes
+  )
+
+
 @gin.configurable
 def build_trainee(
   seed: int = 0,
   data: data_lib.Data | None = None,
-  model_name: str = "lenet",
   initial_learning_rate: float = 0.01,
   schedule: Callable[[tf.Tensor], tf.Tensor] | None = None,
   jit_compile: bool = False,
@@ -580,7 +597,9 @@ def build_trainee(
       order (`data.train_stream`): the run `reset(seed, ...)` starts. Global
       random generators are left alone.
     data: the data; None loads it with `data.load_data()` as configured by gin.
-    model_name: a builder of `official_models.build_model`.
+      The model is `official_models.build_model` as gin names it
+      (`build_model.name = 'mlp'`; `DEFAULT_MODEL` if unbound), for the
+      data's input shape and classes.
     initial_learning_rate: the optimizer's starting learning rate.
     schedule: optional per-step schedule; overrides the rate at every step.
     jit_compile: XLA-compile the training step (see `Trainee`).
@@ -591,9 +610,7 @@ def build_trainee(
   if data is None:
     data = data_lib.load_data()
   try:
-    model = official_models.build_model(
-      model_name, input_shape=data.input_shape, num_classes=data.num_classes
-    )
+    model = _build_model(data.input_shape, data.num_classes)
   except ValueError as e:  # official_models' argument errors (gin adds lines).
     raise UserError(first_line(e)) from None
   model.set_weights(seeded_initial_weights(model, seed))
@@ -608,11 +625,10 @@ def build_trainee(
   )
 
 
-@gin.configurable
 def run_training(
   trainee: Trainee,
-  num_steps: int = 1000,
-  eval_interval: int = 10,
+  num_steps: int,
+  eval_interval: int,
   evaluate_test: bool = True,
   progress: Callable[[dict], None] | None = None,
 ) -> dict:
@@ -627,7 +643,9 @@ def run_training(
   Args:
     trainee: a trainee (usually with a `schedule`).
     num_steps: the run's training steps (paper: 1000); the run ends when its
-      `global_step` reaches it.
+      `global_step` reaches it. Not gin-configurable: every caller sets the
+      run length of its own configurable (`train_with_schedule.num_steps`,
+      `search_step_decay.num_steps`, the evaluation's environment).
     eval_interval: steps between validations (paper: 10).
     evaluate_test: test the best checkpoint at the end (a search skips it).
     progress: optional callback receiving each history row.
