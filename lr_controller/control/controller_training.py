@@ -49,6 +49,7 @@ episodes.jsonl and updates.jsonl.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -317,6 +318,104 @@ def train_controller(
   Returns:
     A summary dict: `episodes`, `policy_dir`, `last_episode`.
   """
+  episodes_per_update = _episodes_per_update(
+    num_episodes, episodes_per_update, selection_runs, num_parallel_envs, collector_fn
+  )
+  run = _start_run(root_dir, seed, warm_start_dir, say)
+  paths = _Paths.of(root_dir)
+  start_episode = int(run.episodes_done.numpy())
+  last_row = _reconcile_logs(paths, start_episode)
+  exporter = export.PolicyExporter(run.agent.policy, run.py_env.action_log_factors)
+  greedy_policy = exploration.SeededPolicy(run.agent.policy)
+  if start_episode >= num_episodes:
+    say(
+      f"{start_episode} episodes already done in {root_dir} (asked for {num_episodes})"
+    )
+    if not os.path.isdir(paths.greedy_policy):
+      exporter.export(run.metadata, paths.greedy_policy, episodes=start_episode)
+    return {
+      "episodes": start_episode,
+      "policy_dir": paths.greedy_policy,
+      "last_episode": last_row,
+    }
+  if run.resuming:
+    say(f"resuming from episode {start_episode} (checkpoint in {paths.checkpoints})")
+
+  collector = _make_collector(run, seed, num_parallel_envs, collector_fn, say)
+  writer = tf.summary.create_file_writer(paths.train)
+  update_seconds, update_sizes = [], []
+  episode = start_episode
+  try:
+    with writer.as_default():
+      while episode < num_episodes:
+        start = time.perf_counter()
+        count = min(episodes_per_update, num_episodes - episode)
+        experience, infos = collector.collect(list(range(episode, episode + count)))
+        episode += count
+        total_loss, update, diagnostics = _train_once(run, experience, episode, say)
+        _log_update(paths, episode, update, total_loss, diagnostics, start)
+        last_row = _log_episodes(paths, infos, update, total_loss) or last_row
+        if episode == num_episodes or (
+          export_interval and episode % export_interval == 0
+        ):
+          # Before the checkpoint: a crash in between redoes the update and
+          # this selection, with the same result.
+          _select_and_export(
+            run,
+            exporter,
+            greedy_policy,
+            paths,
+            seed=seed,
+            episode=episode,
+            num_episodes=num_episodes,
+            selection_runs=selection_runs,
+            say=say,
+          )
+        run.episodes_done.assign(episode)
+        run.manager.save(checkpoint_number=episode)
+        update_seconds.append(time.perf_counter() - start)
+        update_sizes.append(count)
+        _say_progress(
+          say,
+          last_row,
+          episode,
+          num_episodes,
+          update_seconds,
+          update_sizes,
+          diagnostics,
+        )
+    writer.flush()
+  finally:
+    collector.close(finished=episode >= num_episodes)
+  gin_utils.write_operative_config(root_dir)
+  return {
+    "episodes": episode,
+    "policy_dir": paths.greedy_policy,
+    "last_episode": last_row,
+  }
+
+
+# ---------------------------------------------------------------------------
+# The steps of `train_controller`.
+
+
+def _episodes_per_update(
+  num_episodes: int,
+  episodes_per_update: int | None,
+  selection_runs: int,
+  num_parallel_envs: int,
+  collector_fn: Callable[..., Collector] | None,
+) -> int:
+  """Checks `train_controller`'s run-length arguments; the episodes per update.
+
+  Returns:
+    `episodes_per_update`, or its default for None: one per environment
+    (`num_parallel_envs`), 1 with a `collector_fn`.
+
+  Raises:
+    UserError: for a count that is not positive (`selection_runs`: negative),
+      or episodes per update that parallel environments cannot split evenly.
+  """
   if num_episodes <= 0:
     raise UserError(f"num_episodes must be positive, got {num_episodes}")
   if num_parallel_envs <= 0:
@@ -333,6 +432,75 @@ def train_controller(
       f"num_parallel_envs ({num_parallel_envs}): PPO trains on each round of "
       "parallel episodes together (set train_controller.episodes_per_update)"
     )
+  return episodes_per_update
+
+
+@dataclasses.dataclass(frozen=True)
+class _Paths:
+  """Where a controller run writes (see the module docstring)."""
+
+  train: str
+  checkpoints: str
+  episodes: str
+  updates: str
+  selection: str
+  greedy_policy: str
+  last_policy: str
+
+  @classmethod
+  def of(cls, root_dir: str) -> _Paths:
+    train = os.path.join(root_dir, constants.TRAIN_DIR)
+    policies = os.path.join(root_dir, constants.POLICIES_DIR)
+    return cls(
+      train=train,
+      checkpoints=os.path.join(train, constants.CHECKPOINTS_DIR),
+      episodes=os.path.join(root_dir, constants.EPISODES_JSONL),
+      updates=os.path.join(root_dir, constants.UPDATES_JSONL),
+      selection=os.path.join(root_dir, constants.SELECTION_JSONL),
+      greedy_policy=os.path.join(policies, constants.GREEDY_POLICY_DIR),
+      last_policy=os.path.join(policies, constants.LAST_POLICY_DIR),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Run:
+  """A controller run's live parts, where its last checkpoint left them.
+
+  Attributes:
+    py_env: the in-process environment.
+    agent: the PPO agent.
+    metadata: what every exported policy carries (`policy_metadata.build`).
+    checkpoint: the agent and the counters below.
+    manager: keeps the last two checkpoints in `train/checkpoints/`.
+    episodes_done: int64 episodes trained on (checkpointed).
+    best_score: float64 best selection score so far (checkpointed).
+    resuming: whether the run restored a checkpoint of its own.
+  """
+
+  py_env: Any
+  agent: Any
+  metadata: dict
+  checkpoint: tf.train.Checkpoint
+  manager: tf.train.CheckpointManager
+  episodes_done: tf.Variable
+  best_score: tf.Variable
+  resuming: bool
+
+
+def _start_run(
+  root_dir: str, seed: int, warm_start_dir: str | None, say: Callable[[str], None]
+) -> _Run:
+  """Builds the environment and agent, and brings them to where the run stands.
+
+  A run with a checkpoint in root_dir resumes from it. A new one starts from
+  fresh weights or from `warm_start_dir`'s networks (recorded in
+  `WARM_START_JSON`), and checkpoints that start as episode 0. Either way
+  CONTROLLER_CONFIG_JSON is checked against this configuration, then written.
+
+  Raises:
+    UserError: root_dir holds a run of another configuration or a checkpoint
+      that does not fit, or the warm start's source does not fit.
+  """
   train_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
   episodes_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="episodes_done")
   best_score = tf.Variable(
@@ -352,15 +520,14 @@ def train_controller(
     **{key: metadata[key] for key in _CONFIG_METADATA_FIELDS},
     "networks": networks,
   }
-  train_dir = os.path.join(root_dir, constants.TRAIN_DIR)
-  checkpoint_dir = os.path.join(train_dir, constants.CHECKPOINTS_DIR)
+  paths = _Paths.of(root_dir)
   checkpoint = _agent_checkpoint(
     agent,
     train_step=train_step,
     episodes_done=episodes_done,
     best_selection_score=best_score,
   )
-  manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=2)
+  manager = tf.train.CheckpointManager(checkpoint, paths.checkpoints, max_to_keep=2)
   resuming = manager.latest_checkpoint is not None
   source_checkpoint = None
   if warm_start_dir and not resuming:
@@ -374,7 +541,7 @@ def train_controller(
     except _CHECKPOINT_ERRORS as e:
       first = first_line(e)
       raise UserError(
-        f"checkpoint in {train_dir} does not match this configuration: {first}"
+        f"checkpoint in {paths.train} does not match this configuration: {first}"
       ) from None
   else:
     if source_checkpoint is not None:
@@ -393,181 +560,197 @@ def train_controller(
       )
     # The starting point, to resume from and to roll a failed update back to.
     manager.save(checkpoint_number=0)
-  start_episode = int(episodes_done.numpy())
+  return _Run(
+    py_env=py_env,
+    agent=agent,
+    metadata=metadata,
+    checkpoint=checkpoint,
+    manager=manager,
+    episodes_done=episodes_done,
+    best_score=best_score,
+    resuming=resuming,
+  )
 
-  episodes_path = os.path.join(root_dir, constants.EPISODES_JSONL)
-  kept = [r for r in io_utils.read_jsonl(episodes_path) if r["episode"] < start_episode]
-  if os.path.exists(episodes_path):
-    # Drop lines of episodes after the last checkpoint (they run again) and any
-    # torn tail, so appends start on a clean line.
-    io_utils.rewrite_jsonl(episodes_path, kept)
-  updates_path = os.path.join(root_dir, constants.UPDATES_JSONL)
-  selection_path = os.path.join(root_dir, constants.SELECTION_JSONL)
-  for path in (updates_path, selection_path):
+
+def _reconcile_logs(paths: _Paths, start_episode: int) -> dict | None:
+  """Drops log lines of episodes after the checkpoint; the last episode row kept.
+
+  Those episodes run again; a torn tail goes too, so appends start on a
+  clean line.
+  """
+  kept = [
+    r for r in io_utils.read_jsonl(paths.episodes) if r["episode"] < start_episode
+  ]
+  if os.path.exists(paths.episodes):
+    io_utils.rewrite_jsonl(paths.episodes, kept)
+  for path in (paths.updates, paths.selection):
     if os.path.exists(path):
       io_utils.rewrite_jsonl(
         path, [r for r in io_utils.read_jsonl(path) if r["episodes"] <= start_episode]
       )
+  return kept[-1] if kept else None
 
-  policy_dir = os.path.join(
-    root_dir, constants.POLICIES_DIR, constants.GREEDY_POLICY_DIR
-  )
-  last_policy_dir = os.path.join(
-    root_dir, constants.POLICIES_DIR, constants.LAST_POLICY_DIR
-  )
-  exporter = export.PolicyExporter(agent.policy, py_env.action_log_factors)
-  greedy_policy = exploration.SeededPolicy(agent.policy)
-  if start_episode >= num_episodes:
-    say(
-      f"{start_episode} episodes already done in {root_dir} (asked for {num_episodes})"
-    )
-    if not os.path.isdir(policy_dir):
-      exporter.export(metadata, policy_dir, episodes=start_episode)
-    return {
-      "episodes": start_episode,
-      "policy_dir": policy_dir,
-      "last_episode": kept[-1] if kept else None,
-    }
-  if resuming:
-    say(f"resuming from episode {start_episode} (checkpoint in {checkpoint_dir})")
 
+def _make_collector(
+  run: _Run,
+  seed: int,
+  num_parallel_envs: int,
+  collector_fn: Callable[..., Collector] | None,
+  say: Callable[[str], None],
+) -> Collector:
+  """The run's collector: `collector_fn`'s, parallel processes, or in-process."""
   if collector_fn is not None:
-    collector = collector_fn(agent, seed)
-  elif num_parallel_envs > 1:
+    return collector_fn(run.agent, seed)
+  if num_parallel_envs > 1:
     say(f"starting {num_parallel_envs} environments in parallel processes")
-    collector = EnvironmentCollector(
-      episode_collection.spawn_environments(num_parallel_envs, seed), agent, seed
+    return EnvironmentCollector(
+      episode_collection.spawn_environments(num_parallel_envs, seed), run.agent, seed
     )
-  else:
-    collector = EnvironmentCollector([py_env], agent, seed)
-  writer = tf.summary.create_file_writer(train_dir)
-  update_seconds, update_sizes = [], []
-  last_row = kept[-1] if kept else None
-  episode = start_episode
-  try:
-    with writer.as_default():
-      while episode < num_episodes:
-        start = time.perf_counter()
-        count = min(episodes_per_update, num_episodes - episode)
-        experience, infos = collector.collect(list(range(episode, episode + count)))
-        episode += count
-        before = ppo_diagnostics.before_update(
-          agent, experience, py_env.action_log_factors
-        )
-        loss_info = agent.train(experience)
-        total_loss = float(loss_info.loss)
-        update = "ok"
-        if not math.isfinite(total_loss) or not _all_finite(agent.trainable_variables):
-          update = "rolled_back"
-          checkpoint.restore(manager.latest_checkpoint)
-          say(
-            f"warning: the PPO update after episode {episode} gave non-finite "
-            "losses or weights; rolled back to the last checkpoint and skipped it"
-          )
-        diagnostics = ppo_diagnostics.after_update(
-          agent, experience, before, loss_info, py_env.max_log_factor
-        )
-        io_utils.append_jsonl(
-          updates_path,
-          {
-            "episodes": episode,
-            "update": update,
-            "ppo_loss": io_utils.finite_or_none(total_loss),
-            **diagnostics,
-            # Collection and PPO (what `costs` sums as training time).
-            "seconds": round(time.perf_counter() - start, 3),
-          },
-        )
-        for name, value in diagnostics.items():
-          if value is not None:
-            tf.summary.scalar(f"ppo/{name}", value, step=episode)
-        for info in infos:
-          row = {
-            "episode": info["episode"],
-            "seed": info["seed"],
-            "return": info["return"],
-            "final_val_loss": info["final_val_loss"],
-            "best_val_loss": info["best_val_loss"],
-            "test_loss": info["test_loss"],
-            "test_accuracy": info["test_accuracy"],
-            "diverged": info["diverged"],
-            "initial_learning_rate": info["initial_learning_rate"],
-            # Only when the environment trains several settings.
-            **{k: info[k] for k in ("trainee_scope",) if k in info},
-            "learning_rates": info["learning_rates"],
-            "val_losses": info["val_losses"],
-            "steps": info["steps"],
-            "reference_steps": info.get("reference_steps", 0),
-            "seconds": round(info["seconds"], 3),
-            "ppo_loss": io_utils.finite_or_none(total_loss),
-            "update": update,
-            "wall_time": round(time.time(), 3),  # When the update was done.
-          }
-          io_utils.append_jsonl(episodes_path, row)
-          _write_summaries(row)
-          last_row = row
-        if episode == num_episodes or (
-          export_interval and episode % export_interval == 0
-        ):
-          # Before the checkpoint: a crash in between redoes the update and
-          # this selection, with the same result.
-          exporter.export(metadata, last_policy_dir, episodes=episode)
-          score, selection_start, selection_steps = None, time.perf_counter(), 0
-          if selection_runs:
-            infos = selection.run_greedy_policy(
-              py_env, greedy_policy, seed, selection_runs
-            )
-            score = selection.score(infos)
-            selection_steps = sum(
-              i["steps"] + i.get("reference_steps", 0) for i in infos
-            )
-          chosen = bool(
-            score is None
-            or selection.improves(score, float(best_score.numpy()))
-            or not os.path.isdir(policy_dir)
-          )
-          if chosen:
-            best_score.assign(np.inf if score is None else score)
-            io_utils.copy_dir(last_policy_dir, policy_dir)
-          if episode < num_episodes:
-            io_utils.copy_dir(policy_dir, constants.policy_copy(policy_dir, episode))
-          # Also the last one: a run continued later overwrites last_policy.
-          io_utils.copy_dir(
-            last_policy_dir, constants.policy_copy(last_policy_dir, episode)
-          )
-          row = {
-            "episodes": episode,
-            "mean_best_val_loss": score,
-            "chosen": chosen,
-            "steps": selection_steps,
-            "seconds": round(time.perf_counter() - selection_start, 3),
-          }
-          io_utils.append_jsonl(selection_path, row)
-          if score is not None:
-            tf.summary.scalar("selection/mean_best_val_loss", score, step=episode)
-            say(
-              f"selection after episode {episode}: mean best validation loss "
-              f"{score:.4f} over {selection_runs} validation trainees"
-              + ("  (best so far: policies/greedy_policy)" if chosen else "")
-            )
-        episodes_done.assign(episode)
-        manager.save(checkpoint_number=episode)
-        update_seconds.append(time.perf_counter() - start)
-        update_sizes.append(count)
-        _say_progress(
-          say,
-          last_row,
-          episode,
-          num_episodes,
-          update_seconds,
-          update_sizes,
-          diagnostics,
-        )
-    writer.flush()
-  finally:
-    collector.close(finished=episode >= num_episodes)
-  gin_utils.write_operative_config(root_dir)
-  return {"episodes": episode, "policy_dir": policy_dir, "last_episode": last_row}
+  return EnvironmentCollector([run.py_env], run.agent, seed)
+
+
+def _train_once(
+  run: _Run, experience, episode: int, say: Callable[[str], None]
+) -> tuple[float, str, dict]:
+  """One PPO update on `experience`, rolled back if it leaves non-finite values.
+
+  Returns:
+    (the PPO loss, "ok" or "rolled_back", `ppo_diagnostics.after_update`).
+  """
+  agent = run.agent
+  before = ppo_diagnostics.before_update(
+    agent, experience, run.py_env.action_log_factors
+  )
+  loss_info = agent.train(experience)
+  total_loss = float(loss_info.loss)
+  update = "ok"
+  if not math.isfinite(total_loss) or not _all_finite(agent.trainable_variables):
+    update = "rolled_back"
+    run.checkpoint.restore(run.manager.latest_checkpoint)
+    say(
+      f"warning: the PPO update after episode {episode} gave non-finite "
+      "losses or weights; rolled back to the last checkpoint and skipped it"
+    )
+  diagnostics = ppo_diagnostics.after_update(
+    agent, experience, before, loss_info, run.py_env.max_log_factor
+  )
+  return total_loss, update, diagnostics
+
+
+def _log_update(
+  paths: _Paths,
+  episode: int,
+  update: str,
+  total_loss: float,
+  diagnostics: dict,
+  start: float,
+) -> None:
+  """Appends the update's line to updates.jsonl and its diagnostics' summaries."""
+  io_utils.append_jsonl(
+    paths.updates,
+    {
+      "episodes": episode,
+      "update": update,
+      "ppo_loss": io_utils.finite_or_none(total_loss),
+      **diagnostics,
+      # Collection and PPO (what `costs` sums as training time).
+      "seconds": round(time.perf_counter() - start, 3),
+    },
+  )
+  for name, value in diagnostics.items():
+    if value is not None:
+      tf.summary.scalar(f"ppo/{name}", value, step=episode)
+
+
+def _log_episodes(
+  paths: _Paths, infos: list[dict], update: str, total_loss: float
+) -> dict | None:
+  """Appends one line per collected episode to episodes.jsonl; the last row."""
+  row = None
+  for info in infos:
+    row = {
+      "episode": info["episode"],
+      "seed": info["seed"],
+      "return": info["return"],
+      "final_val_loss": info["final_val_loss"],
+      "best_val_loss": info["best_val_loss"],
+      "test_loss": info["test_loss"],
+      "test_accuracy": info["test_accuracy"],
+      "diverged": info["diverged"],
+      "initial_learning_rate": info["initial_learning_rate"],
+      # Only when the environment trains several settings.
+      **{k: info[k] for k in ("trainee_scope",) if k in info},
+      "learning_rates": info["learning_rates"],
+      "val_losses": info["val_losses"],
+      "steps": info["steps"],
+      "reference_steps": info.get("reference_steps", 0),
+      "seconds": round(info["seconds"], 3),
+      "ppo_loss": io_utils.finite_or_none(total_loss),
+      "update": update,
+      "wall_time": round(time.time(), 3),  # When the update was done.
+    }
+    io_utils.append_jsonl(paths.episodes, row)
+    _write_summaries(row)
+  return row
+
+
+def _select_and_export(
+  run: _Run,
+  exporter: export.PolicyExporter,
+  greedy_policy,
+  paths: _Paths,
+  seed: int,
+  episode: int,
+  num_episodes: int,
+  selection_runs: int,
+  say: Callable[[str], None],
+) -> None:
+  """Exports the greedy policy as last_policy and keeps it if the selection prefers it.
+
+  The greedy policy runs on `selection_runs` validation trainees; it becomes
+  greedy_policy if its mean best validation loss is the lowest so far (or
+  without selection). Numbered copies record both, and selection.jsonl the
+  score.
+  """
+  exporter.export(run.metadata, paths.last_policy, episodes=episode)
+  score, selection_start, selection_steps = None, time.perf_counter(), 0
+  if selection_runs:
+    infos = selection.run_greedy_policy(run.py_env, greedy_policy, seed, selection_runs)
+    score = selection.score(infos)
+    selection_steps = sum(i["steps"] + i.get("reference_steps", 0) for i in infos)
+  chosen = bool(
+    score is None
+    or selection.improves(score, float(run.best_score.numpy()))
+    or not os.path.isdir(paths.greedy_policy)
+  )
+  if chosen:
+    run.best_score.assign(np.inf if score is None else score)
+    io_utils.copy_dir(paths.last_policy, paths.greedy_policy)
+  if episode < num_episodes:
+    io_utils.copy_dir(
+      paths.greedy_policy, constants.policy_copy(paths.greedy_policy, episode)
+    )
+  # Also the last one: a run continued later overwrites last_policy.
+  io_utils.copy_dir(
+    paths.last_policy, constants.policy_copy(paths.last_policy, episode)
+  )
+  io_utils.append_jsonl(
+    paths.selection,
+    {
+      "episodes": episode,
+      "mean_best_val_loss": score,
+      "chosen": chosen,
+      "steps": selection_steps,
+      "seconds": round(time.perf_counter() - selection_start, 3),
+    },
+  )
+  if score is not None:
+    tf.summary.scalar("selection/mean_best_val_loss", score, step=episode)
+    say(
+      f"selection after episode {episode}: mean best validation loss "
+      f"{score:.4f} over {selection_runs} validation trainees"
+      + ("  (best so far: policies/greedy_policy)" if chosen else "")
+    )
 
 
 def _say_progress(
