@@ -11,6 +11,8 @@ own cost, and twice it) are judged the same way.
 
   python benchmarks/controller_seeds.py                       # seeds 0 1 2, ~40 min on 2 cores
   python benchmarks/controller_seeds.py --seeds=0 --checkpoints=  # one seed, final only
+  python benchmarks/controller_seeds.py --gin_file=controller/mnist1d_mlp.gin \
+      --root_dir=runs/seeds_mnist1d_mlp --num_runs=30           # MNIST-1D's MLP
 
 Fine-tuning (`train_controller.warm_start_dir`): with `--source_gin_bindings`,
 each seed first trains a source controller on the setting those bindings
@@ -26,10 +28,14 @@ digits/SGD after a controller trained on digits/Adam:
 Transfer (the paper's Table 2): with `--task_set` (repeatable), each seed's
 final policy is also applied, without retraining, to each task set's held-out
 settings, against the step decay and the peers tuned on its training setting
-(tuned once per task set, in the first seed's transfer):
+(tuned once per task set, in the first seed's transfer), and with
+`--target_home` against the step decay and best peer tuned on the target
+itself (from that setting's own evaluation on the same trainee seeds):
 
   python benchmarks/controller_seeds.py --task_set=tasks/digits_transfer.gin \
       --task_set=tasks/digits_optimizers.gin
+  python benchmarks/controller_seeds.py --task_set=tasks/digits_to_mnist1d.gin \
+      --target_home=mnist1d_mlp=runs/seeds_mnist1d_mlp/eval/seed_0_final/results.json
 
 Training runs as `train_controller` subprocesses, `--jobs` at a time, and
 resumes: re-running reuses finished training and evaluations. Prints one row
@@ -82,9 +88,21 @@ flags.DEFINE_multi_string(
   "Also judge each seed's final policy on this task set's held-out settings "
   "(the paper's Table 2), e.g. tasks/digits_transfer.gin; repeatable.",
 )
+flags.DEFINE_multi_string(
+  "target_home",
+  [],
+  "SETTING=RESULTS_JSON: a transfer setting's own Table 1 evaluation (e.g. "
+  "ROOT/eval/seed_0_final/results.json of a benchmark run on that setting), "
+  "whose step decay and best peer, tuned on the target, the transferred "
+  "controller is also compared with; repeatable.",
+)
 FLAGS = flags.FLAGS
 
-CHANCE_TEST_LOSS = 1.0  # Digits: a run above this learned next to nothing.
+# Per data set, a test loss above which a run learned next to nothing: on
+# digits the tuned methods reach about 0.1, on MNIST-1D about 1.0 (chance is
+# ln 10 = 2.3 on both).
+CHANCE_TEST_LOSS = {"lrc_digits": 1.0, "lrc_mnist1d": 2.0, "lrc_mnist1d/shuffled": 2.0}
+DEFAULT_CHANCE_TEST_LOSS = 2.0
 
 
 def _say(text: str) -> None:
@@ -307,24 +325,42 @@ def _test_losses(method: dict) -> np.ndarray:
   return np.array(comparison.finite_values(method["runs"], "test_loss"))
 
 
-def _compare(
-  losses: np.ndarray, step_decay: np.ndarray, peer: np.ndarray | None
-) -> dict:
-  """A controller's test losses [runs] against step decay's and the best peer's."""
-  from scipy import stats
+def chance_test_loss(data: str) -> float:
+  """Test loss above which a run of data set `data` learned next to nothing."""
+  return CHANCE_TEST_LOSS.get(data, DEFAULT_CHANCE_TEST_LOSS)
 
+
+def _compare(
+  controller: dict,
+  step_decay: dict,
+  peer: dict | None,
+  data: str,
+  **others: dict | None,
+) -> dict:
+  """A controller's test losses against step decay's, the best peer's and `others`'.
+
+  Student's t-test (the paper's) and the paired one over the shared trainee
+  seeds (`comparison.paired_t_test`), each two-sided; keys `p_vs_<label>`,
+  `paired_p_vs_<label>` and `better_than_<label>` per compared method.
+  """
+  from lr_controller.judge import comparison
+
+  losses = _test_losses(controller)
   row = {
     "test_loss": _pair(losses),
     "n": int(len(losses)),
-    "at_chance": int(np.sum(losses > CHANCE_TEST_LOSS))
+    "at_chance": int(np.sum(losses > chance_test_loss(data)))
     + FLAGS.num_runs
     - int(len(losses)),
-    "p_vs_step_decay": float(stats.ttest_ind(losses, step_decay).pvalue),
-    "better_than_step_decay": bool(losses.mean() < step_decay.mean()),
   }
-  if peer is not None:
-    row["p_vs_best_peer"] = float(stats.ttest_ind(losses, peer).pvalue)
-    row["better_than_best_peer"] = bool(losses.mean() < peer.mean())
+  compared = (("step_decay", step_decay), ("best_peer", peer), *others.items())
+  for label, other in compared:
+    if other is None:
+      continue
+    test = comparison.compare(controller["runs"], other["runs"], "test_loss")
+    row[f"p_vs_{label}"] = test["p"]
+    row[f"paired_p_vs_{label}"] = test["paired"]["p"]
+    row[f"better_than_{label}"] = bool(losses.mean() < _test_losses(other).mean())
   return row
 
 
@@ -333,8 +369,8 @@ def _pair(losses: np.ndarray) -> list[float]:
   return [float(losses.mean()), float(losses.std(ddof=1))]
 
 
-def _baselines(methods: list[dict]) -> tuple[np.ndarray, np.ndarray | None, dict]:
-  """Step decay's test losses [runs], the best peer's, and both summarised as
+def _baselines(methods: list[dict]) -> tuple[dict, dict | None, dict]:
+  """Step decay's record, the best peer's, and both summarised as
   {'step_decay', 'best_peer'}.
 
   The best peer has the lowest mean among the peers with a test loss on every
@@ -346,18 +382,20 @@ def _baselines(methods: list[dict]) -> tuple[np.ndarray, np.ndarray | None, dict
   complete = {
     n: losses for n, losses in peers.items() if len(losses) == len(by_name[n]["runs"])
   }
-  step_decay = _test_losses(by_name["step_decay"])
+  step_decay = by_name["step_decay"]
   best = min(complete, key=lambda n: complete[n].mean()) if complete else None
-  peer = complete[best] if best else None
   summary = {
-    "step_decay": _pair(step_decay),
-    "best_peer": None if best is None else {"name": best, "test_loss": _pair(peer)},
+    "step_decay": _pair(_test_losses(step_decay)),
+    "best_peer": None
+    if best is None
+    else {"name": best, "test_loss": _pair(complete[best])},
   }
-  return step_decay, peer, summary
+  return step_decay, by_name[best] if best else None, summary
 
 
-def _controller_losses(setting: dict) -> np.ndarray:
-  return _test_losses(next(m for m in setting["methods"] if m["kind"] == "controller"))
+def _controller(setting: dict) -> dict:
+  """The setting's controller record."""
+  return next(m for m in setting["methods"] if m["kind"] == "controller")
 
 
 def _transfer_all(root: str, roots: dict[int, str], task_set: str) -> list[dict]:
@@ -384,9 +422,24 @@ def _transfer_all(root: str, roots: dict[int, str], task_set: str) -> list[dict]
   out = []
   for index, setting in enumerate(reference["settings"]):
     step_decay, peer, baselines = _baselines(setting["methods"])
+    home = _target_home(setting)
+    home_methods = {}
+    if home is not None:
+      home_step_decay, home_peer, home_baselines = _baselines(home["methods"])
+      home_methods = {
+        "target_step_decay": home_step_decay,
+        "target_best_peer": home_peer,
+      }
+      baselines["target"] = home_baselines
     rows = []
     for seed, results in per_seed.items():
-      row = _compare(_controller_losses(results["settings"][index]), step_decay, peer)
+      row = _compare(
+        _controller(results["settings"][index]),
+        step_decay,
+        peer,
+        setting["description"]["data"],
+        **home_methods,
+      )
       rows.append({"controller_seed": seed, **row})
     out.append(
       {
@@ -398,6 +451,26 @@ def _transfer_all(root: str, roots: dict[int, str], task_set: str) -> list[dict]
       }
     )
   return out
+
+
+def _target_home(setting: dict) -> dict | None:
+  """The home evaluation of `--target_home` for the transfer setting, if given.
+
+  It holds the step decay and peers tuned on the target itself; it must have
+  judged the same trainee seeds, so that paired tests pair the same runs.
+  """
+  paths = dict(item.split("=", 1) for item in FLAGS.target_home)
+  path = paths.get(setting["name"])
+  if path is None:
+    return None
+  with open(path) as f:
+    home = json.load(f)["settings"][0]
+  if home["seeds"] != setting["seeds"]:
+    raise SystemExit(
+      f"error: --target_home={setting['name']}={path} judged other trainee seeds "
+      "than the transfer: evaluate both with the same --num_runs"
+    )
+  return home
 
 
 def main(argv):
@@ -461,7 +534,12 @@ def main(argv):
           if label == "final"
           else int(label),
           "chosen_at": int(results["policy"]["metadata"].get("episodes", -1)),
-          **_compare(_controller_losses(results["settings"][0]), step_decay, peer),
+          **_compare(
+            _controller(results["settings"][0]),
+            step_decay,
+            peer,
+            results["settings"][0]["description"]["data"],
+          ),
         }
       )
 
@@ -494,14 +572,56 @@ def _mean_std(values) -> str:
   return f"{values[0]:.4f} ± {values[1]:.4f}"
 
 
+def _p(value: float | None) -> str:
+  return "-" if value is None else f"{value:.3g}"
+
+
 def _comparison_cells(r: dict) -> str:
   """A row's test loss and its comparisons with step decay and the best peer."""
   return (
     f"{_mean_std(r['test_loss'])} | "
-    f"{'better' if r['better_than_step_decay'] else 'worse'} | {r['p_vs_step_decay']:.3g} | "
+    f"{'better' if r['better_than_step_decay'] else 'worse'} | "
+    f"{_p(r['p_vs_step_decay'])} | {_p(r.get('paired_p_vs_step_decay'))} | "
     f"{'better' if r.get('better_than_best_peer') else 'worse'} | "
-    f"{r.get('p_vs_best_peer', float('nan')):.3g} | {r['at_chance']} |"
+    f"{_p(r.get('p_vs_best_peer'))} | {_p(r.get('paired_p_vs_best_peer'))} | "
+    f"{r['at_chance']} |"
   )
+
+
+def _significant(r: dict, key: str, better: bool) -> bool:
+  """Whether row `r` is significantly better (or worse) by test `key` (p < 0.05)."""
+  p = r.get(key)
+  return (
+    p is not None
+    and p < 0.05
+    and r[key.replace("paired_", "").replace("p_vs_", "better_than_")] == better
+  )
+
+
+def _counts(group: list[dict]) -> str:
+  """How many of the rows beat step decay and the best peer, and how surely."""
+  n = len(group)
+  parts = [
+    f"below step decay in {sum(r['better_than_step_decay'] for r in group)}/{n} "
+    "seeds, significantly (p < 0.05; Student / paired) in "
+    f"{sum(_significant(r, 'p_vs_step_decay', True) for r in group)} / "
+    f"{sum(_significant(r, 'paired_p_vs_step_decay', True) for r in group)}, "
+    "significantly worse in "
+    f"{sum(_significant(r, 'p_vs_step_decay', False) for r in group)} / "
+    f"{sum(_significant(r, 'paired_p_vs_step_decay', False) for r in group)}"
+  ]
+  if all("better_than_best_peer" in r for r in group):
+    parts.append(
+      f"below the best peer in {sum(r['better_than_best_peer'] for r in group)}/{n}, "
+      "significantly in "
+      f"{sum(_significant(r, 'p_vs_best_peer', True) for r in group)} / "
+      f"{sum(_significant(r, 'paired_p_vs_best_peer', True) for r in group)}, "
+      "significantly worse in "
+      f"{sum(_significant(r, 'p_vs_best_peer', False) for r in group)} / "
+      f"{sum(_significant(r, 'paired_p_vs_best_peer', False) for r in group)}"
+    )
+  parts.append(f"runs at chance level: {sum(r['at_chance'] for r in group)}")
+  return "; ".join(parts)
 
 
 def _table(rows: list[dict], baselines: dict) -> str:
@@ -530,8 +650,9 @@ def _table(rows: list[dict], baselines: dict) -> str:
     lines.append(f"best peer: {peer['name']}, test loss {_mean_std(peer['test_loss'])}")
   lines += [
     "",
-    "| episodes | controller seed | chosen at | test loss | vs step decay | p | vs best peer | p | runs at chance |",
-    "|---|---|---|---|---|---|---|---|---|",
+    "| episodes | controller seed | chosen at | test loss | vs step decay | p | paired p "
+    "| vs best peer | p | paired p | runs at chance |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
   ]
   for r in sorted(rows, key=lambda r: (r["episodes"], r["controller_seed"])):
     lines.append(
@@ -541,15 +662,7 @@ def _table(rows: list[dict], baselines: dict) -> str:
   lines.append("")
   for episodes in sorted({r["episodes"] for r in rows}):
     group = [r for r in rows if r["episodes"] == episodes]
-    lines.append(
-      f"after {episodes} episodes: below step decay in "
-      f"{sum(r['better_than_step_decay'] for r in group)}/{len(group)} seeds, "
-      f"significantly (p < 0.05) in "
-      f"{sum(r['better_than_step_decay'] and r['p_vs_step_decay'] < 0.05 for r in group)}"
-      f"/{len(group)}; significantly worse in "
-      f"{sum(not r['better_than_step_decay'] and r['p_vs_step_decay'] < 0.05 for r in group)}"
-      f"/{len(group)}; runs at chance level: {sum(r['at_chance'] for r in group)}"
-    )
+    lines.append(f"after {episodes} episodes: " + _counts(group))
   return "\n".join(lines)
 
 
@@ -561,11 +674,39 @@ def _transfer_table(entry: dict) -> str:
     f"tuned on {entry['tuned_on']}): step decay {_mean_std(entry['step_decay'])}"
     + (f"; best peer: {peer['name']}, {_mean_std(peer['test_loss'])}" if peer else ""),
     "",
-    "| controller seed | test loss | vs step decay | p | vs best peer | p | runs at chance |",
-    "|---|---|---|---|---|---|---|",
+    "| controller seed | test loss | vs step decay | p | paired p | vs best peer | p "
+    "| paired p | runs at chance |",
+    "|---|---|---|---|---|---|---|---|---|",
   ]
   for r in entry["rows"]:
     lines.append(f"| {r['controller_seed']} | " + _comparison_cells(r))
+  lines += ["", _counts(entry["rows"])]
+  target = entry.get("target")
+  if target:
+    target_peer = target["best_peer"]
+    lines += [
+      "",
+      f"against the methods tuned on {entry['setting']} itself: step decay "
+      f"{_mean_std(target['step_decay'])}"
+      + (
+        f"; best peer: {target_peer['name']}, {_mean_std(target_peer['test_loss'])}"
+        if target_peer
+        else ""
+      ),
+      "",
+      "| controller seed | vs target's step decay | p | paired p "
+      "| vs target's best peer | p | paired p |",
+      "|---|---|---|---|---|---|---|",
+    ]
+    for r in entry["rows"]:
+      cells = []
+      for label in ("target_step_decay", "target_best_peer"):
+        cells += [
+          "better" if r.get(f"better_than_{label}") else "worse",
+          _p(r.get(f"p_vs_{label}")),
+          _p(r.get(f"paired_p_vs_{label}")),
+        ]
+      lines.append(f"| {r['controller_seed']} | " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
 

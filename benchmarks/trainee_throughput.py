@@ -2,6 +2,7 @@ r"""Train steps per second: our chunked loop (`Trainee.train`) against `model.fi
 
   python benchmarks/trainee_throughput.py                          # digits, batch 100
   python benchmarks/trainee_throughput.py --data=fashion_synthetic # 28x28, batch 1000
+  python benchmarks/trainee_throughput.py --data=mnist1d_mlp      # MNIST-1D's MLP, batch 100
   python benchmarks/trainee_throughput.py --data=all --batch_size=500
 
 Three training loops run in one process on the same data, model and
@@ -33,6 +34,10 @@ Data sets: `digits` is `data.load_data(name="lrc_digits")`, prepared offline in
 `--data_dir` (default: tfds') on first use. `fashion_synthetic` is
 `testing.tiny_data(num_train=5000, image_shape=(28, 28, 1))` in memory, the
 shape of the paper's Fashion-MNIST / LeNet setting at batch 1000.
+`mnist1d_mlp` and `mnist1d_cnn` are `data.load_data(name="lrc_mnist1d")`
+(generated offline on first use) with MNIST-1D's MLP and 1-D CNN, the
+settings `mnist1d_mlp.gin` and `mnist1d_cnn.gin` (batch 100, 1,000 steps).
+Each data set has its own model (`DEFAULT_MODELS`) unless `--model` says.
 """
 
 from __future__ import annotations
@@ -56,26 +61,48 @@ from lr_controller.trainee import protocol  # noqa: E402
 from lr_controller.trainee import trainee as trainee_lib  # noqa: E402
 
 # Per data set: train batch size and steps per measurement.
-DEFAULT_BATCH_SIZES = {"digits": 100, "fashion_synthetic": 1000}
-DEFAULT_STEPS = {"digits": 200, "fashion_synthetic": 10}
+DEFAULT_BATCH_SIZES = {
+  "digits": 100,
+  "fashion_synthetic": 1000,
+  "mnist1d_mlp": 100,
+  "mnist1d_cnn": 100,
+}
+DEFAULT_STEPS = {
+  "digits": 200,
+  "fashion_synthetic": 10,
+  "mnist1d_mlp": 1000,
+  "mnist1d_cnn": 1000,
+}
+DEFAULT_MODELS = {
+  "digits": "lenet",
+  "fashion_synthetic": "lenet",
+  "mnist1d_mlp": "mlp",
+  "mnist1d_cnn": "cnn1d",
+}
 
 flags.DEFINE_enum(
   "data",
   "digits",
-  ["digits", "fashion_synthetic", "all"],
-  "The embedded digits, a Fashion-MNIST-shaped synthetic set, or both.",
+  [*DEFAULT_MODELS, "all"],
+  "The embedded digits, a Fashion-MNIST-shaped synthetic set, MNIST-1D with "
+  "its MLP or CNN, or all of them.",
 )
-flags.DEFINE_enum("model", "lenet", sorted(official_models.MODEL_BUILDERS), "Model.")
+flags.DEFINE_enum(
+  "model",
+  None,
+  sorted(official_models.MODEL_BUILDERS),
+  "Model (default: the data set's, DEFAULT_MODELS).",
+)
 flags.DEFINE_integer(
   "batch_size",
   None,
-  "Train batch size (default: 100 for digits, 1000 for fashion_synthetic).",
+  "Train batch size (default: DEFAULT_BATCH_SIZES of the data set).",
   lower_bound=1,
 )
 flags.DEFINE_integer(
   "steps",
   None,
-  "Steps per measurement (default: 200 for digits, 10 for fashion_synthetic).",
+  "Steps per measurement (default: DEFAULT_STEPS of the data set).",
   lower_bound=1,
 )
 flags.DEFINE_integer("chunk", 10, "Steps per Trainee.train call.", lower_bound=1)
@@ -90,9 +117,9 @@ FLAGS = flags.FLAGS
 
 def load(name: str, batch_size: int) -> data_lib.Data:
   """The data set `name` with train batches of `batch_size`."""
-  if name == "digits":
+  if name == "digits" or name.startswith("mnist1d"):
     return data_lib.load_data(
-      name="lrc_digits",
+      name="lrc_digits" if name == "digits" else "lrc_mnist1d",
       data_dir=FLAGS.data_dir,
       batch_size=batch_size,
       seed=FLAGS.seed,
@@ -108,11 +135,11 @@ def load(name: str, batch_size: int) -> data_lib.Data:
   )
 
 
-def build_model(data: data_lib.Data) -> tf.keras.Model:
-  """The benchmarked architecture, with the initial weights of `--seed`."""
+def build_model(data: data_lib.Data, model: str) -> tf.keras.Model:
+  """The benchmarked architecture `model`, with the initial weights of `--seed`."""
   tf.keras.utils.set_random_seed(FLAGS.seed)
   return official_models.build_model(
-    FLAGS.model, input_shape=data.input_shape, num_classes=data.num_classes
+    model, input_shape=data.input_shape, num_classes=data.num_classes
   )
 
 
@@ -123,11 +150,11 @@ def cpu_seconds() -> float:
 
 
 def our_loop(
-  data: data_lib.Data, steps: int, chunk: int, jit_compile: bool
+  data: data_lib.Data, model: str, steps: int, chunk: int, jit_compile: bool
 ) -> Callable[[], dict]:
   """Returns a function that times `steps` steps in `Trainee.train(chunk)` calls."""
   trainee = trainee_lib.Trainee(
-    build_model(data),
+    build_model(data, model),
     trainee_lib.make_optimizer(learning_rate=FLAGS.learning_rate),
     data,
     jit_compile=jit_compile,
@@ -164,9 +191,9 @@ class _EpochTimer(tf.keras.callbacks.Callback):
     self.cpu = cpu_seconds() - self._cpu_start
 
 
-def fit_loop(data: data_lib.Data, steps: int) -> Callable[[], dict]:
+def fit_loop(data: data_lib.Data, model_name: str, steps: int) -> Callable[[], dict]:
   """Returns a function that times one `model.fit` call of `steps` steps."""
-  model = build_model(data)
+  model = build_model(data, model_name)
   model.compile(
     optimizer=trainee_lib.make_optimizer(learning_rate=FLAGS.learning_rate),
     loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -192,18 +219,19 @@ def benchmark(name: str) -> dict:
   batch_size = FLAGS.batch_size or DEFAULT_BATCH_SIZES[name]
   steps = FLAGS.steps or DEFAULT_STEPS[name]
   chunk = min(FLAGS.chunk, steps)
+  model = FLAGS.model or DEFAULT_MODELS[name]
   print(
-    f"\n{name}: {FLAGS.model}, batch {batch_size}, {steps} steps per "
+    f"\n{name}: {model}, batch {batch_size}, {steps} steps per "
     f"measurement, chunk {chunk}, {FLAGS.repeats} repeats",
     flush=True,
   )
   data = load(name, batch_size)
   loops = {
-    "ours": our_loop(data, steps, chunk, jit_compile=False),
-    "fit": fit_loop(data, steps),
+    "ours": our_loop(data, model, steps, chunk, jit_compile=False),
+    "fit": fit_loop(data, model, steps),
   }
   if FLAGS.xla:
-    loops["ours XLA"] = our_loop(data, steps, chunk, jit_compile=True)
+    loops["ours XLA"] = our_loop(data, model, steps, chunk, jit_compile=True)
   for measure in loops.values():  # Warm-up: tracing, XLA, pipelines.
     measure()
   runs = {key: [] for key in loops}
@@ -238,6 +266,7 @@ def benchmark(name: str) -> dict:
       ratios[measure].append(paired("ours XLA", "ours", measure))
   return {
     "data": name,
+    "model": model,
     "batch": batch_size,
     "median": median,
     "cpu": cpu,
@@ -252,7 +281,7 @@ def main(argv):
     f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, "
     f"Python {sys.version.split()[0]}"
   )
-  names = ["digits", "fashion_synthetic"] if FLAGS.data == "all" else [FLAGS.data]
+  names = list(DEFAULT_MODELS) if FLAGS.data == "all" else [FLAGS.data]
   results = [benchmark(name) for name in names]
 
   columns = ["ours", "fit", "fit call"] + (["ours XLA"] if FLAGS.xla else [])
@@ -270,7 +299,7 @@ def main(argv):
     values = [m[c] for c in columns]
     ratio = r["ratios"]["steps_per_second"]
     cells = "".join(f" {v:9.1f}" for v in values) + "".join(f" {v:9.2f}" for v in ratio)
-    print(f"{r['data']:18s} {FLAGS.model:8s} {r['batch']:5d}{cells}")
+    print(f"{r['data']:18s} {r['model']:8s} {r['batch']:5d}{cells}")
 
   columns = ["ours", "fit"] + (["ours XLA"] if FLAGS.xla else [])
   header = f"{'data':18s} {'model':8s} {'batch':>5s}" + "".join(
@@ -284,7 +313,7 @@ def main(argv):
     cells = "".join(f" {cpu[k]:9.1f}" for k in columns) + "".join(
       f" {v:9.2f}" for v in ratio
     )
-    print(f"{r['data']:18s} {FLAGS.model:8s} {r['batch']:5d}{cells}")
+    print(f"{r['data']:18s} {r['model']:8s} {r['batch']:5d}{cells}")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,17 @@
-r"""The end-to-end demo behind `./run.sh`: learn a controller on digits and judge it.
+r"""The end-to-end demo behind `./run.sh`: learn a controller on a setting and judge it.
 
-  python -m lr_controller.bin.demo                      # runs/demo, about 10-15 min on 2 cores
-  python -m lr_controller.bin.demo --gin_file=smoke.gin # seconds, for a quick look
+  python -m lr_controller.bin.demo                         # digits: runs/demo, about 10-15 min on 2 cores
+  python -m lr_controller.bin.demo --setting=mnist1d_mlp   # MNIST-1D's MLP: runs/demo_mnist1d_mlp
+  python -m lr_controller.bin.demo --gin_file=smoke.gin    # seconds, for a quick look
 
-On the embedded digits setting (`controller/digits.gin`): trains the PPO
-controller (resumable), then evaluates its greedy policy against the paper's
-grid-searched step decay and today's schedules over `--num_runs` seeds
-(the evaluation runs the baseline search itself), and prints the table and
-where the report and figures are. Re-running resumes the controller and
-reuses its finished episodes.
+On an offline setting (`SETTINGS`: the embedded digits default,
+`controller/digits.gin`, or MNIST-1D's MLP, `controller/mnist1d_mlp.gin`):
+trains the PPO controller (resumable), then evaluates its greedy policy
+against the paper's grid-searched step decay, its own replayed mean rate path
+and today's schedules over `--num_runs` seeds (the evaluation runs the
+baseline search itself), and prints the table and where the report and
+figures are. Re-running resumes the controller and reuses its finished
+episodes.
 """
 
 import os
@@ -23,11 +26,24 @@ from lr_controller.errors import UserError
 flags.DEFINE_integer(
   "num_episodes", None, "Controller episodes (default: the config's)."
 )
+# Setting name -> the controller config that defines it (data, trainee, recipe).
+SETTINGS = {
+  "digits": "controller/digits.gin",
+  "mnist1d_mlp": "controller/mnist1d_mlp.gin",
+}
+DEFAULT_SETTING = "digits"
+
 flags.DEFINE_integer("num_runs", 10, "Seeds per method in the evaluation.")
+flags.DEFINE_enum(
+  "setting", DEFAULT_SETTING, sorted(SETTINGS), "The offline setting to run."
+)
 FLAGS = flags.FLAGS
 
-DEFAULT_ROOT = os.path.join("runs", "demo")
-DEFAULT_GIN = "controller/digits.gin"
+
+def default_root(setting: str) -> str:
+  """`runs/demo` for the default setting, `runs/demo_<setting>` for another."""
+  suffix = "" if setting == DEFAULT_SETTING else f"_{setting}"
+  return os.path.join("runs", f"demo{suffix}")
 
 
 def main(argv):
@@ -39,13 +55,15 @@ def main(argv):
     raise UserError(
       f"--num_runs must be at least 2 for the t-tests, got {FLAGS.num_runs}"
     )
-  root_dir = cli.make_root_dir(FLAGS.root_dir or DEFAULT_ROOT)
-  gin_files = [DEFAULT_GIN, *FLAGS.gin_file]
+  root_dir = cli.make_root_dir(FLAGS.root_dir or default_root(FLAGS.setting))
+  gin_files = [SETTINGS[FLAGS.setting], *FLAGS.gin_file]
   files = gin_utils.parse_gin(gin_files, FLAGS.gin_bindings, finalize=False)
   with gin_utils.recorded_config(root_dir, files, FLAGS.gin_bindings):
     start = time.perf_counter()
 
-    cli.say(f"[1/2] training the PPO controller on digits in {root_dir}/controller")
+    cli.say(
+      f"[1/2] training the PPO controller on {FLAGS.setting} in {root_dir}/controller"
+    )
     controller_dir = cli.make_root_dir(os.path.join(root_dir, "controller"))
     kwargs = {} if FLAGS.num_episodes is None else {"num_episodes": FLAGS.num_episodes}
     trained = controller_training.train_controller(
@@ -57,7 +75,9 @@ def main(argv):
     )
     eval_dir = cli.make_root_dir(os.path.join(root_dir, constants.EVAL_DIR))
     setting = evaluation.Setting(
-      name="digits", gin_files=tuple(gin_files), gin_bindings=tuple(FLAGS.gin_bindings)
+      name=FLAGS.setting,
+      gin_files=tuple(gin_files),
+      gin_bindings=tuple(FLAGS.gin_bindings),
     )
     results = evaluation.evaluate(
       eval_dir,
