@@ -11,13 +11,15 @@ import functools
 import importlib
 import logging
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
 import gin
+from gin import resource_reader as gin_resource_reader
 
 from lr_controller import constants
-from lr_controller.errors import UserError
+from lr_controller.errors import UserError, first_line
 
 
 def _gin_configs_dir() -> str:
@@ -97,9 +99,10 @@ def register_configurables() -> None:
     importlib.import_module(module)
 
 
-def _one_line(error: BaseException) -> str:
-  text = " ".join(str(error).split())
-  return text or type(error).__name__
+def _gin_file_error(error: BaseException) -> str:
+  """A gin file's parse error in one line (`first_line`) with the line gin names."""
+  found = re.search(r"line (\d+)", str(error).partition("\n")[2])
+  return first_line(error) + (f" (line {found.group(1)})" if found else "")
 
 
 def parse_gin(
@@ -129,16 +132,16 @@ def parse_gin(
       gin.parse_config_file(path, skip_unknown=False)
     except (ValueError, SyntaxError, ImportError, KeyError, TypeError) as e:
       gin.clear_config()
-      raise UserError(f"bad gin file {path}: {_one_line(e)}") from None
+      raise UserError(f"bad gin file {path}: {_gin_file_error(e)}") from None
     except OSError as e:
       gin.clear_config()
-      raise UserError(f"cannot read gin file {path}: {_one_line(e)}") from None
+      raise UserError(f"cannot read gin file {path}: {first_line(e)}") from None
   for binding in gin_bindings or []:
     try:
       gin.parse_config(binding, skip_unknown=False)
     except (ValueError, SyntaxError, ImportError, KeyError, TypeError) as e:
       gin.clear_config()
-      raise UserError(f"bad gin binding '{binding}': {_one_line(e)}") from None
+      raise UserError(f"bad gin binding '{binding}': {first_line(e)}") from None
   if finalize:
     gin.finalize()
   return files
@@ -154,6 +157,31 @@ def _search_shipped_configs() -> None:
   gin.add_config_file_search_path(GIN_CONFIGS_DIR)
   # gin logs through Python's root logger.
   logging.getLogger().addFilter(_not_a_gin_probe)
+  _tolerate_folders_named_like_includes()
+
+
+def _tolerate_folders_named_like_includes() -> None:
+  """Makes gin skip, not crash on, a working-directory folder named like an include's.
+
+  gin 0.5.0's package-resource reader treats the folder of an include
+  (`controller` in `include 'controller/recipe.gin'`) as a Python package;
+  when the working directory holds a plain folder of that name (a run's
+  `controller/` output), `importlib` finds it as a namespace package with no
+  file and the reader's existence check raises TypeError instead of saying
+  "not here". The check is wrapped so that such a miss moves on to the next
+  search path (the shipped configs). gin offers no public way to do this.
+  """
+  readers = gin.config._FILE_READERS  # noqa: SLF001 (see the docstring)
+  for index, (reader, exists) in enumerate(readers):
+    if exists is gin_resource_reader.system_path_file_exists:
+
+      def tolerant(path: str, exists=exists) -> bool:
+        try:
+          return exists(path)
+        except TypeError:  # A namespace package: no file of gin's there.
+          return False
+
+      readers[index] = (reader, tolerant)
 
 
 def parse_gin_string(config: str) -> None:
@@ -164,7 +192,7 @@ def parse_gin_string(config: str) -> None:
     gin.parse_config(config, skip_unknown=False)
   except (ValueError, SyntaxError, ImportError, KeyError, TypeError) as e:
     gin.clear_config()
-    raise UserError(f"bad gin config: {_one_line(e)}") from None
+    raise UserError(f"bad gin config: {_gin_file_error(e)}") from None
 
 
 @contextlib.contextmanager

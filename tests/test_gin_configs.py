@@ -47,6 +47,20 @@ def test_every_shipped_config_parses(name):
   gin_utils.parse_gin([name], finalize=False)
 
 
+def test_includes_resolve_beside_a_folder_named_like_theirs(tmp_path, monkeypatch):
+  # A run's output folder `controller/` in the working directory: gin's
+  # package reader took it for the package of `include 'controller/recipe.gin'`
+  # and raised TypeError.
+  (tmp_path / "controller").mkdir()
+  (tmp_path / "tasks").mkdir()
+  monkeypatch.chdir(tmp_path)
+  monkeypatch.syspath_prepend(str(tmp_path))
+  gin_utils.parse_gin(["controller/digits.gin"], finalize=False)
+  assert gin.query_parameter("create_environment.action_interval") == 10
+  gin_utils.parse_gin(["controller/mnist1d_mlp.gin"], finalize=False)
+  assert gin.query_parameter("load_data.name") == "lrc_mnist1d"
+
+
 @pytest.mark.parametrize("setting", PAPER_SETTINGS)
 def test_paper_controller_configs_are_their_setting_plus_the_paper_base(setting):
   gin_utils.parse_gin([f"controller/{setting}.gin"], finalize=False)
