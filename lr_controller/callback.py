@@ -98,9 +98,9 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from lr_controller import checks, io_utils
 from lr_controller import controller as controller_lib
 from lr_controller import features as features_lib
-from lr_controller import io_utils
 from lr_controller.errors import UserError, first_line
 from lr_controller.trainee import protocol
 
@@ -112,12 +112,6 @@ _EVAL_BATCH_SIZE = 256
 
 # Columns of `lr_log_path` (and keys of `LearnedLRScheduler.history`).
 LOG_FIELDS = ("step", "lr", "action", "val_loss", "train_loss")
-
-
-def _positive_int(value, name: str) -> int:
-  if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
-    raise UserError(f"{name} must be a positive integer, got {value!r}")
-  return int(value)
 
 
 def _to_tensor(value):
@@ -319,11 +313,14 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
     self.rule = protocol.DivergenceRule(max_train_loss, max_val_loss_ratio)
     self.policy = controller_lib.load_policy(policy_dir)
     self._controller = controller_lib.Controller(self.policy)
-    self.action_interval = _positive_int(
-      self.policy.action_interval if action_interval is None else action_interval,
+    self.action_interval = checks.integer(
       "action_interval",
+      self.policy.action_interval if action_interval is None else action_interval,
+      what="a positive integer",
     )
-    self.validation_examples = _positive_int(validation_examples, "validation_examples")
+    self.validation_examples = checks.integer(
+      "validation_examples", validation_examples, what="a positive integer"
+    )
     if final_layer is not None and not isinstance(
       final_layer, str | tf.keras.layers.Dense
     ):
@@ -332,7 +329,9 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
       )
     self._final_layer_arg = final_layer
     self.total_steps = (
-      None if total_steps is None else _positive_int(total_steps, "total_steps")
+      None
+      if total_steps is None
+      else checks.integer("total_steps", total_steps, what="a positive integer")
     )
     self._validation: tuple[Any, tf.Tensor, bool] | None = None
     self._probe = None
@@ -355,10 +354,7 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
         raise UserError(
           f"lr_log_path must end in .csv or .jsonl, got {self.lr_log_path}"
         )
-    if not isinstance(restore_best_weights, bool):
-      raise UserError(
-        f"restore_best_weights must be True or False, got {restore_best_weights!r}"
-      )
+    checks.boolean("restore_best_weights", restore_best_weights)
     if restore_best_weights and self._validation is None:
       raise UserError(
         "restore_best_weights keeps the weights of the lowest validation loss: "

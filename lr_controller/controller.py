@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from lr_controller import constants, policy_metadata
+from lr_controller import checks, constants, policy_metadata
 from lr_controller import features as features_lib
 from lr_controller.errors import UserError, first_line
 
@@ -54,9 +54,8 @@ def level_log_factors(max_log_factor: float, levels: int) -> np.ndarray:
   The environment applies them and the export maps the policy's choice
   through them, so an exported policy always answers with a log factor.
   """
-  if isinstance(levels, bool) or not isinstance(levels, int | np.integer) or levels < 2:
-    raise UserError(f"action_levels must be an integer of at least 2, got {levels!r}")
-  return np.linspace(-max_log_factor, max_log_factor, int(levels)).astype(np.float32)
+  levels = checks.integer("action_levels", levels, 2, "an integer of at least 2")
+  return np.linspace(-max_log_factor, max_log_factor, levels).astype(np.float32)
 
 
 def apply_action(

@@ -26,3 +26,25 @@ def test_non_negative_and_positive():
   for bad in (0, -1, False, math.nan):
     with pytest.raises(UserError, match="x must be a finite number > 0"):
       checks.positive("x", bad)
+
+
+def test_number_between_and_boolean():
+  assert checks.number("x", -2) == -2.0
+  for bad in (True, "1", math.nan, -math.inf, None):
+    with pytest.raises(UserError, match="^x must be a finite number, got "):
+      checks.number("x", bad)
+  assert checks.between("p", 0.3, 0, 1) == 0.3
+  for bad in (0, 1, 1.5, math.nan, "0.5"):
+    with pytest.raises(UserError, match=r"^p must be a number in \(0, 1\), got "):
+      checks.between("p", bad, 0, 1)
+  assert checks.boolean("b", False) is False
+  for bad in (0, 1, "yes", None):
+    with pytest.raises(UserError, match="^b must be True or False, got "):
+      checks.boolean("b", bad)
+
+
+def test_callers_may_reword_what_is_expected():
+  with pytest.raises(UserError, match=r"^levels must be at least 2, got 1$"):
+    checks.integer("levels", 1, minimum=2, what="at least 2")
+  with pytest.raises(UserError, match=r"^lr must be positive and finite, got -1$"):
+    checks.positive("lr", -1, "positive and finite")

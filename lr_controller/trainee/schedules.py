@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -57,15 +56,6 @@ _serializable = tf.keras.utils.register_keras_serializable(package="lr_controlle
 # Argument checks. Each raises a one-line UserError naming the bad value.
 
 
-def _number(name: str, value: Any) -> float:
-  if isinstance(value, bool) or not isinstance(value, numbers.Real):
-    raise UserError(f"{name} must be a number, got {value!r}")
-  value = float(value)
-  if not math.isfinite(value):
-    raise UserError(f"{name} must be finite, got {value!r}")
-  return value
-
-
 def _learning_rate(name: str, value: Any) -> float:
   """A positive finite learning rate."""
   return checks.positive(name, value, "a positive finite learning rate")
@@ -76,10 +66,7 @@ def _non_negative_learning_rate(name: str, value: Any) -> float:
 
 
 def _positive(name: str, value: Any) -> float:
-  value = _number(name, value)
-  if value <= 0:
-    raise UserError(f"{name} must be positive, got {value!r}")
-  return value
+  return checks.positive(name, value, "positive")
 
 
 def _positive_steps(name: str, value: Any) -> float:
@@ -89,14 +76,8 @@ def _positive_steps(name: str, value: Any) -> float:
 
 def _int_steps(name: str, value: Any, minimum: int) -> int:
   """An integer number of steps >= minimum (integral floats are accepted)."""
-  ok = not isinstance(value, bool) and (
-    isinstance(value, numbers.Integral)
-    or (isinstance(value, float) and math.isfinite(value) and value.is_integer())
-  )
-  if not ok or int(value) < minimum:
-    what = "a positive" if minimum == 1 else "a non-negative"
-    raise UserError(f"{name} must be {what} integer number of steps, got {value!r}")
-  return int(value)
+  what = "a positive" if minimum == 1 else "a non-negative"
+  return checks.integer(name, value, minimum, f"{what} integer number of steps")
 
 
 def _warmup_steps(value: Any, total_steps: int) -> int:
@@ -267,9 +248,7 @@ class InverseSqrtSchedule(LearningRateSchedule):
       "initial_learning_rate", initial_learning_rate
     )
     self.warmup_steps = _positive_steps("warmup_steps", warmup_steps)
-    if not isinstance(linear_warmup, bool):
-      raise UserError(f"linear_warmup must be True or False, got {linear_warmup!r}")
-    self.linear_warmup = linear_warmup
+    self.linear_warmup = checks.boolean("linear_warmup", linear_warmup)
     self.warmup_start_learning_rate = _non_negative_learning_rate(
       "warmup_start_learning_rate", warmup_start_learning_rate
     )
@@ -613,9 +592,7 @@ class OneCycleSchedule(LearningRateSchedule):
       "initial_learning_rate", initial_learning_rate
     )
     self.total_steps = _int_steps("total_steps", total_steps, minimum=1)
-    pct = _number("pct_start", pct_start)
-    if not 0.0 < pct < 1.0:
-      raise UserError(f"pct_start must be in (0, 1), got {pct_start!r}")
+    pct = checks.between("pct_start", pct_start, 0.0, 1.0)
     self.pct_start = pct
     if anneal_strategy not in ("cos", "linear"):
       raise UserError(
@@ -624,9 +601,7 @@ class OneCycleSchedule(LearningRateSchedule):
     self.anneal_strategy = anneal_strategy
     self.div_factor = _positive("div_factor", div_factor)
     self.final_div_factor = _positive("final_div_factor", final_div_factor)
-    if not isinstance(three_phase, bool):
-      raise UserError(f"three_phase must be True or False, got {three_phase!r}")
-    self.three_phase = three_phase
+    self.three_phase = checks.boolean("three_phase", three_phase)
     self.name = name
 
     max_lr = self.initial_learning_rate

@@ -78,6 +78,7 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from lr_controller import checks
 from lr_controller.errors import UserError
 from lr_controller.trainee import protocol
 from lr_controller.trainee import trainee as trainee_lib
@@ -157,21 +158,16 @@ class NoisyQuadraticTrainee:
     num_probes: int = DEFAULT_NUM_PROBES,
     probe_margin: float = DEFAULT_PROBE_MARGIN,
   ):
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-      raise UserError(f"dim must be a positive integer, got {dim!r}")
-    if not 0 < min_curvature <= max_curvature or not math.isfinite(max_curvature):
+    dim = checks.integer("dim", dim, 1, "a positive integer")
+    min_curvature = checks.positive("min_curvature", min_curvature)
+    max_curvature = checks.positive("max_curvature", max_curvature)
+    if min_curvature > max_curvature:
       raise UserError(
-        "curvatures need 0 < min_curvature <= max_curvature < inf, got "
-        f"{min_curvature!r}, {max_curvature!r}"
+        f"min_curvature ({min_curvature}) must not exceed max_curvature ({max_curvature})"
       )
-    if not math.isfinite(noise_scale) or noise_scale < 0:
-      raise UserError(f"noise_scale must be finite and >= 0, got {noise_scale!r}")
-    if not math.isfinite(init_scale) or init_scale <= 0:
-      raise UserError(f"init_scale must be finite and > 0, got {init_scale!r}")
-    if (
-      isinstance(num_probes, bool) or not isinstance(num_probes, int) or num_probes < 1
-    ):
-      raise UserError(f"num_probes must be a positive integer, got {num_probes!r}")
+    noise_scale = checks.non_negative("noise_scale", noise_scale)
+    init_scale = checks.positive("init_scale", init_scale)
+    num_probes = checks.integer("num_probes", num_probes, 1, "a positive integer")
     self.dim = dim
     self.curvatures = np.geomspace(min_curvature, max_curvature, dim)
     self.noise_scale = float(noise_scale)

@@ -25,7 +25,6 @@ validation loss, and evaluate those once on the test split at the end.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 import weakref
 from collections.abc import Callable
@@ -36,8 +35,8 @@ import numpy as np
 import tensorflow as tf
 
 import official_models
+from lr_controller import checks, io_utils
 from lr_controller import features as features_lib
-from lr_controller import io_utils
 from lr_controller.errors import UserError, first_line
 from lr_controller.trainee import data as data_lib
 from lr_controller.trainee import protocol
@@ -114,13 +113,7 @@ def make_optimizer(
 
 def check_learning_rate(learning_rate: float) -> float:
   """Returns `learning_rate` as a float, or raises UserError if not finite and > 0."""
-  try:
-    value = float(learning_rate)
-  except (TypeError, ValueError):
-    raise UserError(f"learning rate must be a number, got {learning_rate!r}") from None
-  if not math.isfinite(value) or value <= 0:
-    raise UserError(f"learning rate must be positive and finite, got {learning_rate}")
-  return value
+  return checks.positive("learning rate", learning_rate, "positive and finite")
 
 
 def seeded_initial_weights(model: tf.keras.Model, seed: int) -> list[np.ndarray]:
