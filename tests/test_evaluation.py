@@ -33,6 +33,7 @@ from lr_controller.judge import (
   comparison,
   evaluation,
   method_runs,
+  replay,
   report,
 )
 from lr_controller.trainee import trainee as trainee_lib
@@ -238,12 +239,14 @@ class EvaluationTest(tf.test.TestCase):
     self.assertEqual(stored["mode"], "evaluate")
     self.assertEqual(
       [m["name"] for m in stored["settings"][0]["methods"]],
-      [evaluation.BASELINE, evaluation.CONTROLLER, *PEERS],
+      [evaluation.BASELINE, evaluation.CONTROLLER, replay.REPLAY, *PEERS],
     )
     markdown = _read(os.path.join(self.eval_root, constants.REPORT_MD))
     self.assertEqual(
-      set(_table_rows(markdown)), {evaluation.BASELINE, evaluation.CONTROLLER, *PEERS}
+      set(_table_rows(markdown)),
+      {evaluation.BASELINE, evaluation.CONTROLLER, replay.REPLAY, *PEERS},
     )
+    self.assertIn("**Controller or schedule?**", markdown)
     for words in ("N = 3", "ttest_ind", "equal_var=True", "500000..500002"):
       self.assertIn(words, markdown)
     self.assertIn("| Method | Paid once | Steps |", markdown)
@@ -278,9 +281,27 @@ class EvaluationTest(tf.test.TestCase):
         per_run["seconds"], np.mean([r["seconds"] for r in method["runs"]]), places=2
       )
 
+  def test_replay_plays_the_controllers_geometric_mean_path(self):
+    methods = self.methods()
+    controller = methods[evaluation.CONTROLLER]
+    replayed = methods[replay.REPLAY]
+    self.assertEqual(replayed["kind"], "replay")
+    self.assertEqual(replayed["seeds"], controller["seeds"])
+    rates = np.array([r["learning_rates"] for r in controller["runs"]], np.float64)
+    expected = np.exp(np.log(rates).mean(axis=0))  # Per decision, over runs.
+    for run in replayed["runs"]:
+      # The replay validates every 10 steps; each chunk is one decision's.
+      self.assertAllClose(run["learning_rates"][-len(expected) :], expected, rtol=1e-5)
+    spread = controller["rate_path_spread"]
+    self.assertAlmostEqual(
+      spread["log_rate_std_mean"], np.log(rates).std(axis=0, ddof=1).mean(), places=6
+    )
+    paired = replayed["vs_controller"]["test_loss"]["paired"]
+    self.assertEqual(paired["n_pairs"], NUM_RUNS)
+
   def test_progress_names_method_and_seed(self):
     lines = [line for line in self.progress if "seed 2/3" in line]
-    self.assertLen(lines, 2 + len(PEERS))
+    self.assertLen(lines, 3 + len(PEERS))  # Step decay, controller, its replay.
     self.assertTrue(any(evaluation.CONTROLLER in line for line in lines))
 
   # ---- Protocol. ----
@@ -440,7 +461,9 @@ class EvaluationTest(tf.test.TestCase):
     # observation would not have fitted the policy at all.
     for run in methods[evaluation.CONTROLLER]["runs"]:
       self.assertEqual(run["steps"], [10, 20])
-    self.assertEqual(set(methods), {evaluation.BASELINE, evaluation.CONTROLLER})
+    self.assertEqual(
+      set(methods), {evaluation.BASELINE, evaluation.CONTROLLER, replay.REPLAY}
+    )
     baseline, controller = methods[evaluation.BASELINE], methods[evaluation.CONTROLLER]
     self.assertEqual(controller["seeds"], baseline["seeds"])
     self.assertEqual({r["initial_learning_rate"] for r in controller["runs"]}, {0.001})
