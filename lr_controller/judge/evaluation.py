@@ -10,6 +10,10 @@ number of steps):
   with `tf.saved_model.load` alone and run in the gin-configured
   `env.create_environment` with the policy's features, decision interval and
   bounds (from its metadata, whatever gin binds for them).
+* `controller_replay` (`replay`): the controller's own mean rate path played
+  back open-loop on the same seeds, and the spread of its rate paths across
+  runs (`rate_path_spread` of the controller's record): does it adapt, or
+  act as one fixed schedule?
 * Beyond the paper, peers of `adaptive_peers` (cosine, OneCycle,
   ReduceLROnPlateau, hypergradient descent, ...) each at the initial learning
   rate of a small search on validation loss.
@@ -19,7 +23,8 @@ number of steps):
 * Per method: mean and sample standard deviation (ddof=1) of the test loss and
   accuracy, and an independent two-sample t-test against the baseline
   (`scipy.stats.ttest_ind`, equal_var=True, two-sided: Student's t-test);
-  p < 0.05 is marked with an asterisk, as in the paper's Table 1.
+  p < 0.05 is marked with an asterisk, as in the paper's Table 1. Beside it,
+  the paired t-test over the shared seeds (`comparison.paired_t_test`).
 
 Seeds. Controller training episode k of a run with seed s trains a trainee
 from seed `s * 1_000_003 + k` (`env.episode_seed`). Evaluation run i uses
@@ -67,13 +72,14 @@ import tensorflow as tf
 from lr_controller import checks, constants, gin_utils, io_utils
 from lr_controller.control import env as env_lib
 from lr_controller.errors import UserError
-from lr_controller.judge import adaptive_peers, baseline_search, costs, report
-from lr_controller.judge.comparison import ALPHA, summarize_method
+from lr_controller.judge import adaptive_peers, baseline_search, costs, replay, report
+from lr_controller.judge.comparison import ALPHA, METRICS, compare, summarize_method
 from lr_controller.judge.method_runs import (
   load_policy,
   make_environment,
   run_controller,
   run_peer,
+  run_schedule,
   run_step_decay,
 )
 from lr_controller.judge.task_sets import Setting, apply_setting, load_task_set
@@ -154,7 +160,7 @@ def describe_setting(env: env_lib.LearningRateControlEnv, trainee: Any) -> dict:
     rates = []  # A gin macro or reference: not resolvable here.
   return {
     "data": trainee.data.name,
-    "model": str(_bound("build_model.name", "lenet")),
+    "model": trainee.model.name,  # The Keras model's name, e.g. "lenet5", "mlp".
     "optimizer": type(trainee.optimizer).__name__.lower(),
     "batch_size": None if batch is None else int(batch),
     "num_steps": env.num_steps,
@@ -345,7 +351,8 @@ def evaluate_setting(
   Returns:
     The setting's record (see `report`): `name`, `description`, `seeds`,
     `num_steps`, `eval_interval`, `baseline_schedule` (the baseline's rate at
-    every step) and `methods` (baseline first, then controller, then peers).
+    every step) and `methods` (baseline first, then controller, its replay,
+    then peers).
   """
 
   def new_trainee(seed: int | None = None) -> trainee_lib.Trainee:
@@ -396,6 +403,7 @@ def evaluate_setting(
     )
   ]
   controller_runs = repeat(CONTROLLER, lambda s: run_controller(env, policy, s))
+  interval = env.action_interval
   env = None  # Frees the controller's trainee before the peers'.
   methods.append(
     summarize_method(
@@ -407,6 +415,35 @@ def evaluate_setting(
         {r["initial_learning_rate"] for r in controller_runs}
       ),
       cost=_cost(_controller_training_cost(policy, metadata), controller_runs),
+      rate_path_spread=replay.rate_path_spread(controller_runs),
+    )
+  )
+  # The controller's own mean rate path, open-loop (is it adapting?).
+  path = replay.mean_rate_path(controller_runs, -(-num_steps // interval))
+  replay_trainee = new_trainee()
+  replay_runs = repeat(
+    replay.REPLAY,
+    lambda s: run_schedule(
+      replay_trainee,
+      replay.ReplaySchedule(path, interval),
+      float(path[0]),
+      s,
+      num_steps,
+      eval_interval,
+    ),
+  )
+  replay_trainee = None
+  methods.append(
+    summarize_method(
+      replay.REPLAY,
+      "replay",
+      replay_runs,
+      baseline_runs,
+      initial_learning_rate=float(path[0]),
+      vs_controller={
+        metric: compare(replay_runs, controller_runs, metric) for metric in METRICS
+      },
+      cost=_cost(None, replay_runs),
     )
   )
   for peer, tuned in peers.items():
@@ -493,6 +530,9 @@ def _protocol(seed: int, num_runs: int, seeds: Sequence[int], peers) -> dict:
     "finite test result",
     "test": "scipy.stats.ttest_ind(method, baseline, equal_var=True): Student's "
     "independent two-sample t-test, two-sided",
+    "paired_test": "scipy.stats.ttest_rel(method, baseline) over the trainee "
+    "seeds both have a finite value for (vs_baseline[metric]['paired']): the "
+    "paired t-test, two-sided",
     "alpha": ALPHA,
     "peers": list(peers),
     "numerics": _numerics(),

@@ -43,11 +43,17 @@ CSV_FIELDS = (
   "test_loss_t",
   "test_loss_p",
   "test_loss_significant",
+  "test_loss_paired_t",
+  "test_loss_paired_p",
+  "test_loss_paired_significant",
   "test_accuracy_mean",
   "test_accuracy_std",
   "test_accuracy_t",
   "test_accuracy_p",
   "test_accuracy_significant",
+  "test_accuracy_paired_t",
+  "test_accuracy_paired_p",
+  "test_accuracy_paired_significant",
   "setup",
   "setup_steps",
   "setup_seconds",
@@ -78,6 +84,13 @@ COLUMN_MEANINGS = (
     "two-sided p-value of Student's independent two-sample t-test "
     "(scipy.stats.ttest_ind, equal_var=True) of the method's per-run values "
     "against step_decay's; '-' for step_decay itself or too few runs",
+  ),
+  (
+    "paired p",
+    "two-sided p-value of the paired t-test (scipy.stats.ttest_rel) of the "
+    "method's values against step_decay's on the same trainee seeds (run i of "
+    "every method starts from the same weights and batch order), which removes "
+    "the seed's own variance; '-' for step_decay itself or fewer than two pairs",
   ),
   (
     "n",
@@ -144,8 +157,8 @@ def method_table(setting: dict) -> str:
   """The setting's methods as a Markdown table (the paper's Table 1 layout)."""
   lines = [
     "| Method | Initial lr | Test loss | p (loss) | Test accuracy | p (accuracy) "
-    "| n | Diverged |",
-    "|---|---|---|---|---|---|---|---|",
+    "| paired p (loss) | paired p (accuracy) | n | Diverged |",
+    "|---|---|---|---|---|---|---|---|---|---|",
   ]
   for method in setting["methods"]:
     cells = [method["name"], format_learning_rate(method)]
@@ -157,6 +170,8 @@ def method_table(setting: dict) -> str:
         )
       )
       cells.append(format_p(test.get("p")))
+    for metric in ("test_loss", "test_accuracy"):
+      cells.append(format_p((_test(method, metric).get("paired") or {}).get("p")))
     cells += [f"{method['n']}/{len(method['runs'])}", str(method["num_diverged"])]
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
@@ -191,12 +206,64 @@ def cost_table(setting: dict) -> str:
   return "\n".join(lines)
 
 
+def adaptation_text(setting: dict) -> str | None:
+  """Controller or schedule: the spread of its rate paths and its replay's result.
+
+  Returns:
+    One paragraph, or None without a controller and its replay.
+  """
+  controller = next((m for m in setting["methods"] if m["kind"] == "controller"), None)
+  replayed = next((m for m in setting["methods"] if m["kind"] == "replay"), None)
+  if controller is None or replayed is None:
+    return None
+  spread = controller.get("rate_path_spread") or {}
+  paired = ((replayed.get("vs_controller") or {}).get("test_loss") or {}).get(
+    "paired"
+  ) or {}
+  if spread.get("relative_spread_mean") is None:
+    spread_text = "Its rate paths could not be compared across runs"
+  else:
+    spread_text = (
+      f"Across the runs, the controller's rate at a decision varies by "
+      f"±{100 * spread['relative_spread_mean']:.0f}% on average (standard "
+      f"deviation of log rate {spread['log_rate_std_mean']:.3f}, at most "
+      f"{spread['log_rate_std_max']:.3f})"
+    )
+  difference = paired.get("mean_difference")
+  if paired.get("p") is None or difference is None:
+    verdict_text = "the replay could not be compared with it"
+  elif paired["significant"] and difference > 0:
+    verdict_text = "the controller beats its own replay: it adapts to the run"
+  elif paired["significant"]:
+    verdict_text = (
+      "its replay beats the controller: the mean path carries what it learned, "
+      "and its reactions cost"
+    )
+  else:
+    verdict_text = (
+      "the controller and its replay are within noise: it acts as the schedule "
+      "its mean path is"
+    )
+  return (
+    f"**Controller or schedule?** {spread_text}. `{replayed['name']}` plays "
+    f"its mean rate path back open-loop on the same seeds: test loss "
+    f"{format_mean_std(replayed['test_loss_mean'], replayed['test_loss_std'])} "
+    f"against the controller's "
+    f"{format_mean_std(controller['test_loss_mean'], controller['test_loss_std'])} "
+    f"(replay minus controller {0.0 if difference is None else difference:+.4f}, "
+    f"paired p {format_p(paired.get('p'))}): {verdict_text}."
+  )
+
+
 def tables(results: dict) -> str:
   """Every setting's tables under its name (what the binary prints at the end)."""
   parts = []
   for setting in results["settings"]:
     parts.append(f"{setting['name']} ({len(setting['seeds'])} runs per method)")
     parts.append(method_table(setting))
+    adaptation = adaptation_text(setting)
+    if adaptation:
+      parts.append(adaptation)
     parts.append(cost_table(setting))
   return "\n\n".join(parts)
 
@@ -226,6 +293,10 @@ def csv_rows(results: dict) -> list[dict]:
         row[f"{metric}_t"] = test.get("t")
         row[f"{metric}_p"] = test.get("p")
         row[f"{metric}_significant"] = bool(test.get("significant"))
+        paired = test.get("paired") or {}
+        row[f"{metric}_paired_t"] = paired.get("t")
+        row[f"{metric}_paired_p"] = paired.get("p")
+        row[f"{metric}_paired_significant"] = bool(paired.get("significant"))
       cost = method.get("cost") or {}
       setup = cost.get("setup") or {}
       per_run = cost.get("per_run") or {}
@@ -271,7 +342,9 @@ def _protocol_text(results: dict) -> list[str]:
     "keeps the weights of lowest validation loss and evaluates them once on the "
     "test split (lr_controller.trainee.protocol, the same for every method)."
     + (f" {protocol['divergence']}" if protocol.get("divergence") else ""),
-    f"- Statistics: {protocol['statistics']}; {protocol['test']}; (better) and "
+    f"- Statistics: {protocol['statistics']}; {protocol['test']}; "
+    + (f"{protocol['paired_test']}; " if protocol.get("paired_test") else "")
+    + "(better) and "
     f"(worse) mark differences from step decay at p < {protocol['alpha']}.",
     f"- Baseline: step decay lr0 {best['initial_learning_rate']:g}, x"
     f"{best['factor']:g} every {best['discount_step']} steps: the best of the "
@@ -316,6 +389,9 @@ def _setting_text(setting: dict) -> list[str]:
       gin_text += "; bindings " + ", ".join(f"`{b}`" for b in setting["gin_bindings"])
     lines.append(f"Gin: {gin_text}.")
   lines += ["", method_table(setting), ""]
+  adaptation = adaptation_text(setting)
+  if adaptation:
+    lines += [adaptation, ""]
   lines += [
     "What each method spent in trainee steps and seconds on the machine that "
     "ran it: once before its runs (the step-decay grid, a peer's learning-rate "
