@@ -12,6 +12,7 @@ import importlib
 import logging
 import os
 import re
+import tokenize
 from collections.abc import Sequence
 from typing import Any
 
@@ -130,7 +131,14 @@ def parse_gin(
   for path in files:
     try:
       gin.parse_config_file(path, skip_unknown=False)
-    except (ValueError, SyntaxError, ImportError, KeyError, TypeError) as e:
+    except (
+      ValueError,
+      SyntaxError,
+      ImportError,
+      KeyError,
+      TypeError,
+      tokenize.TokenError,
+    ) as e:
       gin.clear_config()
       raise UserError(f"bad gin file {path}: {_gin_file_error(e)}") from None
     except OSError as e:
@@ -139,7 +147,14 @@ def parse_gin(
   for binding in gin_bindings or []:
     try:
       gin.parse_config(binding, skip_unknown=False)
-    except (ValueError, SyntaxError, ImportError, KeyError, TypeError) as e:
+    except (
+      ValueError,
+      SyntaxError,
+      ImportError,
+      KeyError,
+      TypeError,
+      tokenize.TokenError,
+    ) as e:
       gin.clear_config()
       raise UserError(f"bad gin binding '{binding}': {first_line(e)}") from None
   if finalize:
@@ -190,7 +205,14 @@ def parse_gin_string(config: str) -> None:
   gin.clear_config()
   try:
     gin.parse_config(config, skip_unknown=False)
-  except (ValueError, SyntaxError, ImportError, KeyError, TypeError) as e:
+  except (
+    ValueError,
+    SyntaxError,
+    ImportError,
+    KeyError,
+    TypeError,
+    tokenize.TokenError,
+  ) as e:
     gin.clear_config()
     raise UserError(f"bad gin config: {_gin_file_error(e)}") from None
 

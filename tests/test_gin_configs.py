@@ -225,3 +225,13 @@ def test_operative_config_has_one_writer(tmp_path):
   )
   with open(path) as f:
     assert f.read() == "# ==== source a\nX = 1\n\n# ==== setting b\nX = 2\n"
+
+
+@pytest.mark.parametrize(
+  "binding", ["create_environment.initial_learning_rates = [0.1, 0.2", "x = (1,"]
+)
+def test_an_unclosed_bracket_is_a_one_line_error(binding):
+  # gin's tokenizer raises tokenize.TokenError, no ValueError.
+  with pytest.raises(UserError, match="bad gin binding") as caught:
+    gin_utils.parse_gin(["digits_lenet.gin"], [binding], finalize=False)
+  assert "\n" not in str(caught.value)
