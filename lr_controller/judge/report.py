@@ -99,8 +99,10 @@ COLUMN_MEANINGS = (
   ),
   (
     "Diverged",
-    "runs stopped by a non-finite or too large training loss (their "
-    "best checkpoint before that still counts)",
+    "runs stopped by the one divergence rule (lr_controller.trainee.protocol: "
+    "a non-finite or too large training loss, or a validation loss above a "
+    "multiple of the run's first); their best checkpoint before that still "
+    "counts",
   ),
 )
 
