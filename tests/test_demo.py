@@ -41,7 +41,15 @@ def _demo(cwd: str, *flags: str) -> subprocess.CompletedProcess:
 class DemoTest(tf.test.TestCase):
   def test_mnist1d_setting_runs_the_whole_pipeline(self):
     cwd = tempfile.mkdtemp(prefix="lrc_test_demo_")
-    done = _demo(cwd, "--setting=mnist1d_mlp", "--gin_file=smoke.gin", "--num_runs=2")
+    done = _demo(
+      cwd,
+      "--setting=mnist1d_mlp",
+      "--gin_file=smoke.gin",
+      "--num_runs=2",
+      # One peer keeps the test short; the peers are tested in test_evaluation.
+      "--gin_bindings=evaluate.peers=['cosine']",
+      "--gin_bindings=evaluate.peer_learning_rates=[0.1]",
+    )
     self.assertEqual(done.returncode, 0, done.stderr[-3000:])
     root = os.path.join(cwd, "runs", "demo_mnist1d_mlp")
     self.assertIn("training the PPO controller on mnist1d_mlp", done.stdout)
@@ -51,8 +59,8 @@ class DemoTest(tf.test.TestCase):
     self.assertEqual(setting["name"], "mnist1d_mlp")
     self.assertEqual(setting["description"]["data"], "lrc_mnist1d")
     self.assertEqual(setting["description"]["model"], "mlp")
-    kinds = [m["kind"] for m in setting["methods"]]
-    self.assertEqual(kinds[:3], ["baseline", "controller", "replay"])
+    names = [m["name"] for m in setting["methods"]]
+    self.assertEqual(names, ["step_decay", "controller", "controller_replay", "cosine"])
     for method in setting["methods"][1:]:
       paired = method["vs_baseline"]["test_loss"]["paired"]
       self.assertEqual(paired["n_pairs"], 2, method["name"])
