@@ -387,7 +387,8 @@ class Mnist1dModelsTest(tf.test.TestCase, parameterized.TestCase):
     with self.assertRaises(ValueError) as caught:
       builder(**kwargs)
     self.assertRegex(
-      str(caught.exception).splitlines()[0], "input_shape|channels|hidden_units|num_classes"
+      str(caught.exception).splitlines()[0],
+      "input_shape|channels|hidden_units|num_classes",
     )
 
   def test_gin_binds_the_builders(self):
