@@ -84,6 +84,18 @@ CONFIGURABLE_MODULES = (
 )
 
 
+# What gin raises for a bad file, binding or config string (an unclosed
+# bracket reaches us as tokenize.TokenError).
+GIN_ERRORS = (
+  ValueError,
+  SyntaxError,
+  ImportError,
+  KeyError,
+  TypeError,
+  tokenize.TokenError,
+)
+
+
 def _not_a_gin_probe(record) -> bool:
   """False for gin's log of a failed look-up of an include under one prefix.
 
@@ -131,14 +143,7 @@ def parse_gin(
   for path in files:
     try:
       gin.parse_config_file(path, skip_unknown=False)
-    except (
-      ValueError,
-      SyntaxError,
-      ImportError,
-      KeyError,
-      TypeError,
-      tokenize.TokenError,
-    ) as e:
+    except GIN_ERRORS as e:
       gin.clear_config()
       raise UserError(f"bad gin file {path}: {_gin_file_error(e)}") from None
     except OSError as e:
@@ -147,14 +152,7 @@ def parse_gin(
   for binding in gin_bindings or []:
     try:
       gin.parse_config(binding, skip_unknown=False)
-    except (
-      ValueError,
-      SyntaxError,
-      ImportError,
-      KeyError,
-      TypeError,
-      tokenize.TokenError,
-    ) as e:
+    except GIN_ERRORS as e:
       gin.clear_config()
       raise UserError(f"bad gin binding '{binding}': {first_line(e)}") from None
   if finalize:
@@ -205,14 +203,7 @@ def parse_gin_string(config: str) -> None:
   gin.clear_config()
   try:
     gin.parse_config(config, skip_unknown=False)
-  except (
-    ValueError,
-    SyntaxError,
-    ImportError,
-    KeyError,
-    TypeError,
-    tokenize.TokenError,
-  ) as e:
+  except GIN_ERRORS as e:
     gin.clear_config()
     raise UserError(f"bad gin config: {_gin_file_error(e)}") from None
 
