@@ -204,6 +204,36 @@ class RunMonitor:
     return True
 
 
+class MonitoredRun:
+  """The protocol's state of a run, read from its `monitor` (a `RunMonitor`).
+
+  The one definition of `rule`, `diverged` and `first_val_loss` for every
+  trainee (`trainee.Trainee`, `toy_problems.NoisyQuadraticTrainee`).
+  """
+
+  monitor: RunMonitor
+
+  @property
+  def rule(self) -> DivergenceRule:
+    """The run's divergence rule."""
+    return self.monitor.rule
+
+  @property
+  def diverged(self) -> bool:
+    """Whether the run diverged (`protocol`); cleared by `reset`."""
+    return self.monitor.diverged
+
+  @diverged.setter
+  def diverged(self, value: bool) -> None:
+    # A restored snapshot (AutoLRS's trials) puts its flag back.
+    self.monitor.diverged = bool(value)
+
+  @property
+  def first_val_loss(self) -> float | None:
+    """The run's first validation loss, the rule's reference (None before any)."""
+    return self.monitor.first_val_loss
+
+
 def finish(run: Any, evaluate_test: bool = True) -> dict:
   """Ends a run by the protocol: restores its best checkpoint and tests it once.
 

@@ -115,7 +115,7 @@ class FinalLayer:
     return self._owner.theta.astype(np.float32).reshape(-1, 1)
 
 
-class NoisyQuadraticTrainee:
+class NoisyQuadraticTrainee(protocol.MonitoredRun):
   """A noisy quadratic "training run" with the interface of `trainee.Trainee`.
 
   See the module docstring for the model. All arithmetic is float64 NumPy; a
@@ -203,26 +203,6 @@ class NoisyQuadraticTrainee:
   def global_step(self) -> int:
     """Training steps taken since the last reset."""
     return self._step
-
-  @property
-  def rule(self) -> protocol.DivergenceRule:
-    """The run's divergence rule."""
-    return self.monitor.rule
-
-  @property
-  def diverged(self) -> bool:
-    """Whether the run diverged (`protocol`); cleared by `reset`."""
-    return self.monitor.diverged
-
-  @diverged.setter
-  def diverged(self, value: bool) -> None:
-    # A restored snapshot (AutoLRS's trials) puts its flag back.
-    self.monitor.diverged = bool(value)
-
-  @property
-  def first_val_loss(self) -> float | None:
-    """The run's first validation loss, the rule's reference (None before any)."""
-    return self.monitor.first_val_loss
 
   def set_global_step(self, step: int) -> None:
     """Moves the step counter (a restored snapshot, see `autolrs`)."""

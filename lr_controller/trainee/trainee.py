@@ -195,7 +195,7 @@ class TraineeRun(Protocol):
   def restore_best(self) -> bool: ...
 
 
-class Trainee:
+class Trainee(protocol.MonitoredRun):
   """A classifier's training run that a schedule or a controller drives in chunks.
 
   Args:
@@ -351,26 +351,6 @@ class Trainee:
   def global_step(self) -> int:
     """Training steps taken since the last reset."""
     return int(self.step.numpy())
-
-  @property
-  def rule(self) -> protocol.DivergenceRule:
-    """The run's divergence rule."""
-    return self.monitor.rule
-
-  @property
-  def diverged(self) -> bool:
-    """Whether the run diverged (`protocol`); cleared by `reset`."""
-    return self.monitor.diverged
-
-  @diverged.setter
-  def diverged(self, value: bool) -> None:
-    # A restored snapshot (AutoLRS's trials) puts its flag back.
-    self.monitor.diverged = bool(value)
-
-  @property
-  def first_val_loss(self) -> float | None:
-    """The run's first validation loss, the rule's reference (None before any)."""
-    return self.monitor.first_val_loss
 
   def _checkpoint(self) -> Any:
     """A copy of the state the best-validation checkpoint keeps (the weights)."""
