@@ -33,7 +33,7 @@ def _flat(arrays):
   return np.concatenate([a.ravel() for a in arrays])
 
 
-class _StubTrainee:
+class _StubTrainee(protocol.MonitoredRun):
   """Duck-typed trainee whose validation losses follow a given sequence.
 
   The sequence starts after the initial weights' validation (loss
@@ -51,22 +51,6 @@ class _StubTrainee:
     self.optimizer.learning_rate.assign(learning_rate)
     self.global_step, self._evals = 0, 0
     self.monitor.start()
-
-  @property
-  def diverged(self):
-    return self.monitor.diverged
-
-  @property
-  def first_val_loss(self):
-    return self.monitor.first_val_loss
-
-  @property
-  def best_val_loss(self):
-    return self.monitor.best_val_loss
-
-  @property
-  def best_step(self):
-    return self.monitor.best_step
 
   @property
   def learning_rate(self):

@@ -41,7 +41,7 @@ def _env(**kwargs):
   return env_lib.LearningRateControlEnv(_trainee_fn(data), **defaults)
 
 
-class _ScriptedTrainee:
+class _ScriptedTrainee(protocol.MonitoredRun):
   """A trainee whose validation losses follow a script (initial one first).
 
   Divergence and the best loss follow the protocol, as every trainee's do.
@@ -59,18 +59,6 @@ class _ScriptedTrainee:
     self.global_step = 0
     self.monitor.start()
     self._losses = iter(self._script)
-
-  @property
-  def diverged(self):
-    return self.monitor.diverged
-
-  @property
-  def best_val_loss(self):
-    return self.monitor.best_val_loss
-
-  @property
-  def best_step(self):
-    return self.monitor.best_step
 
   def set_learning_rate(self, learning_rate):
     self.learning_rate = learning_rate

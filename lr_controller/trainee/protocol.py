@@ -207,8 +207,9 @@ class RunMonitor:
 class MonitoredRun:
   """The protocol's state of a run, read from its `monitor` (a `RunMonitor`).
 
-  The one definition of `rule`, `diverged` and `first_val_loss` for every
-  trainee (`trainee.Trainee`, `toy_problems.NoisyQuadraticTrainee`).
+  The one definition of `rule`, `diverged`, `first_val_loss`, `best_val_loss`
+  and `best_step` for every trainee (`trainee.Trainee`,
+  `toy_problems.NoisyQuadraticTrainee`, the tests' scripted trainees).
   """
 
   monitor: RunMonitor
@@ -232,6 +233,16 @@ class MonitoredRun:
   def first_val_loss(self) -> float | None:
     """The run's first validation loss, the rule's reference (None before any)."""
     return self.monitor.first_val_loss
+
+  @property
+  def best_val_loss(self) -> float:
+    """Lowest validation loss of this run so far (inf before any)."""
+    return self.monitor.best_val_loss
+
+  @property
+  def best_step(self) -> int | None:
+    """Step of `best_val_loss` (None before any)."""
+    return self.monitor.best_step
 
 
 def finish(run: Any, evaluate_test: bool = True) -> dict:

@@ -460,16 +460,6 @@ class Trainee(protocol.MonitoredRun):
     self.monitor.observe_validation(result.loss, self.global_step)
     return result
 
-  @property
-  def best_val_loss(self) -> float:
-    """Lowest validation loss of this run so far (inf before any)."""
-    return self.monitor.best_val_loss
-
-  @property
-  def best_step(self) -> int | None:
-    """Step of `best_val_loss` (None before any)."""
-    return self.monitor.best_step
-
   def restore_best(self) -> bool:
     """Loads the best-validation weights; False if there were none."""
     return self.monitor.restore_best()
