@@ -1,4 +1,4 @@
-"""Crash-safe writes of results (whole files by rename, JSON lines by one append) and progress formatting."""
+"""Crash-safe writes of results (whole files by rename, JSON lines by one append), progress formatting, and the source revision results record."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import math
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -123,3 +124,28 @@ def copy_dir(source: str, target: str) -> None:
 def finite_or_none(value: float | None) -> float | None:
   """`value`, or None if it is None, NaN or infinite (JSON has no NaN)."""
   return value if value is not None and math.isfinite(value) else None
+
+
+def source_commit() -> str | None:
+  """The git revision of this package's source ("<hash>" or "<hash>-dirty"), else None.
+
+  None when the package is not in a git checkout (an installed wheel) or git
+  is missing.
+  """
+  package_dir = os.path.dirname(os.path.abspath(__file__))
+
+  def git(*args: str) -> str:
+    return subprocess.run(
+      ["git", "-C", package_dir, *args],
+      capture_output=True,
+      text=True,
+      check=True,
+      timeout=10,
+    ).stdout.strip()
+
+  try:
+    commit = git("rev-parse", "--short=12", "HEAD")
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+  except (OSError, subprocess.SubprocessError):
+    return None
+  return f"{commit}-dirty" if dirty else commit

@@ -15,7 +15,10 @@ becomes a learning rate):
 | max_learning_rate | upper bound on the learning rate                          |
 
 The rest describes how it was trained (`reward`, `actor_network`,
-`action_levels`, `episodes`) and is recorded, not needed to run it. Controller
+`action_levels`, `episodes`, and `training`: the settings its episodes drew
+from, each a dict of `scope`, `data`, `model`, `optimizer`, `batch_size`,
+`num_steps` and `initial_learning_rates`, and the source `commit`) and is
+recorded, not needed to run it; `describe` says it in one line. Controller
 training writes the dict (`build`, `document`), the controller core reads and
 validates it (`read_interface`), and the evaluation builds its environment
 from it (`Interface.of_environment`, `differences`). TensorFlow only.
@@ -44,6 +47,7 @@ REWARD = "reward"
 ACTOR_NETWORK = "actor_network"
 ACTION_LEVELS = "action_levels"
 EPISODES = "episodes"
+TRAINING = "training"
 
 # The interface's fields, which every policy must have.
 INTERFACE_FIELDS = (
@@ -113,6 +117,8 @@ def build(
   reward: str,
   actor_network: Any,
   action_levels: int | None,
+  settings: list[dict] | None = None,
+  commit: str | None = None,
 ) -> dict:
   """The metadata controller training exports with every policy (without format).
 
@@ -121,13 +127,54 @@ def build(
     reward: the reward's name.
     actor_network: the actor network's JSON description.
     action_levels: levels of a discrete head; None for a continuous one.
+    settings: the settings training episodes drew from
+      (`LearningRateControlEnv.training_settings`); None: not recorded.
+    commit: the source revision that trained it (None: unknown).
   """
   return {
     **interface.fields(),
     REWARD: reward,
     ACTOR_NETWORK: actor_network,
     ACTION_LEVELS: action_levels,
+    TRAINING: {"settings": list(settings or []), "commit": commit},
   }
+
+
+def _span(values: list[float]) -> str:
+  low, high = min(values), max(values)
+  return f"{low:g}" if low == high else f"{low:g}-{high:g}"
+
+
+def describe(metadata: dict) -> str:
+  """One line: what a policy observes and what it was trained on (from its metadata)."""
+  settings = (metadata.get(TRAINING) or {}).get("settings") or []
+  parts = []
+  if settings:
+
+    def names(key: str) -> str:
+      return ", ".join(dict.fromkeys(str(s.get(key)) for s in settings))
+
+    rates = [float(r) for s in settings for r in s.get("initial_learning_rates", [])]
+    steps = [float(s["num_steps"]) for s in settings if s.get("num_steps")]
+    parts.append(
+      f"trained on {len(settings)} setting{'s' * (len(settings) != 1)} "
+      f"(data {names('data')}; models {names('model')}; optimizers "
+      f"{names('optimizer')}; initial rates {_span(rates) if rates else '?'}; "
+      f"{_span(steps) if steps else '?'} steps)"
+    )
+  else:
+    parts.append("training settings not recorded")
+  if metadata.get(EPISODES) is not None:
+    parts.append(f"{metadata[EPISODES]} episodes")
+  features = metadata.get(FEATURES) or []
+  parts.append(
+    f"observes {', '.join(features)}; decides every "
+    f"{metadata.get(ACTION_INTERVAL, '?')} steps"
+  )
+  commit = (metadata.get(TRAINING) or {}).get("commit")
+  if commit:
+    parts.append(f"commit {commit}")
+  return "; ".join(parts)
 
 
 def document(metadata: dict, episodes: int | None = None) -> dict:

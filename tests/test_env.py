@@ -516,6 +516,56 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
     env.reference_curve(3, 0.1, "other")  # Cached.
     self.assertEqual([t.train_calls for t in built], [2, 2])
 
+  def test_scoped_episode_lengths(self):
+    with gin.unlock_config():
+      gin.bind_parameter("long/make_optimizer.name", "adam")  # Any binding.
+    self.addCleanup(gin.clear_config)
+    env = env_lib.LearningRateControlEnv(
+      lambda seed: _RateTrainee(),
+      num_steps=20,
+      action_interval=10,
+      initial_learning_rates=(0.1,),
+      scoped_initial_learning_rates={"long": (0.1,)},
+      scoped_num_steps={"long": 50},
+      feature_names=("budget_left",),
+      reward="log_val_loss_vs_reference",
+      evaluate_test=False,
+    )
+    self.assertEqual((env.episode_steps(), env.episode_steps("long")), (20, 50))
+    seen = set()
+    for _ in range(8):
+      budgets = [float(env.reset().observation[0])]
+      decisions = env.decisions_per_episode
+      step = None
+      while step is None or not step.is_last():
+        step = env.step(np.float32(0.0))
+        budgets.append(float(step.observation[0]))
+      record = env.last_episode
+      steps = {"": 20, "long": 50}[record["trainee_scope"]]
+      seen.add(record["trainee_scope"])
+      self.assertEqual(record["num_steps"], steps)
+      self.assertEqual(record["steps"], steps)
+      self.assertEqual(decisions, steps // 10)
+      self.assertLen(record["reference_val_losses"], steps // 10)
+      # The budget runs from 1 to 0 over the scope's own length.
+      self.assertAllClose(budgets, np.linspace(1.0, 0.0, steps // 10 + 1))
+    self.assertEqual(seen, {"", "long"})
+
+  def test_bad_scoped_episode_lengths(self):
+    with gin.unlock_config():
+      gin.bind_parameter("adam/make_optimizer.name", "adam")
+    self.addCleanup(gin.clear_config)
+    for steps, message in (
+      ({"other": 20}, "not a scope of scoped_initial_learning_rates"),
+      ({"": 20}, "not a scope"),
+      ({"adam": 25}, "multiple of action_interval"),
+      ({"adam": 0}, "integer >= 1"),
+      ({"adam": "20"}, "integer"),
+      ([20], "must map gin scopes"),
+    ):
+      with self.assertRaisesRegex(UserError, message, msg=str(steps)):
+        _env(scoped_initial_learning_rates={"adam": (0.1,)}, scoped_num_steps=steps)
+
   def test_bad_arguments(self):
     for kwargs in (
       dict(num_steps=45),

@@ -515,6 +515,8 @@ def _start_run(
     action_levels=None
     if py_env.action_log_factors is None
     else len(py_env.action_log_factors),
+    settings=py_env.training_settings(),
+    commit=io_utils.source_commit(),
   )
   config = {
     **{key: metadata[key] for key in _CONFIG_METADATA_FIELDS},

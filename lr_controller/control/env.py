@@ -97,6 +97,10 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
       each episode draws one (setting, rate) pair, uniformly over the rates
       of the unscoped trainee and of every scope. None or empty: the unscoped
       trainee only. Evaluation always runs the unscoped trainee.
+    scoped_num_steps: trainee steps per episode of the scopes named here (a
+      multiple of `action_interval`; say `{'mnist1d': 1000}` beside digits'
+      200), so settings with other step budgets train one controller; the
+      other scopes and the unscoped trainee run `num_steps`.
     min_learning_rate: lower bound on the learning rate.
     max_learning_rate: upper bound on the learning rate.
     max_factor: largest factor one decision may scale the rate by (> 1).
@@ -133,6 +137,7 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     action_interval: int = 10,
     initial_learning_rates: Sequence[float] = (0.01,),
     scoped_initial_learning_rates: Mapping[str, Sequence[float]] | None = None,
+    scoped_num_steps: Mapping[str, int] | None = None,
     min_learning_rate: float = 1e-6,
     max_learning_rate: float = 1.0,
     max_factor: float = 2.0,
@@ -173,6 +178,11 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     )
     self.num_steps = int(num_steps)
     self.action_interval = int(action_interval)
+    # Trainee steps per episode by gin scope ("": unscoped).
+    self._steps_by_scope = {"": self.num_steps} | _scoped_num_steps(
+      scoped_num_steps, {scope for scope, _ in self._settings}, self.action_interval
+    )
+    self._episode_steps = self.num_steps
     self.max_log_factor = float(math.log(max_factor))
     self.action_log_factors = (
       None
@@ -227,7 +237,12 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
 
   @property
   def decisions_per_episode(self) -> int:
-    return self.num_steps // self.action_interval
+    """Decisions of the current episode (of the unscoped trainee before the first reset)."""
+    return self._episode_steps // self.action_interval
+
+  def episode_steps(self, scope: str = "") -> int:
+    """Trainee steps per episode of gin scope `scope` ("": unscoped)."""
+    return self._steps_by_scope.get(scope, self.num_steps)
 
   @property
   def trainee(self):
@@ -246,6 +261,26 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
         with gin.config_scope(name) if name else contextlib.nullcontext():
           self._trainees[name] = self._trainee_fn(seed)
     return self._trainees[scope]
+
+  def training_settings(self) -> list[dict]:
+    """The settings episodes draw from, one dict per gin scope (builds the trainees).
+
+    Each: `scope` ("" unscoped), the trainee's `describe()` (data, model,
+    optimizer, batch_size), `num_steps` per episode and the
+    `initial_learning_rates` episodes start at.
+    """
+    rates: dict[str, list[float]] = {}
+    for scope, lr in self._settings:
+      rates.setdefault(scope, []).append(lr)
+    return [
+      {
+        "scope": scope,
+        **self._scoped_trainee(scope, self.episode_seed(0)).describe(),
+        "num_steps": self.episode_steps(scope),
+        "initial_learning_rates": scope_rates,
+      }
+      for scope, scope_rates in rates.items()
+    ]
 
   def episode_seed(self, episode: int) -> int:
     """Seed of the trainee of episode `episode` (0-based)."""
@@ -267,12 +302,13 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     rng = np.random.default_rng(seed)
     scope, lr = self._settings[rng.integers(len(self._settings))]
     self._trainee = self._scoped_trainee(scope, seed)
+    self._episode_steps = self.episode_steps(scope)
     self._reference = None
     reference_steps = 0
     if self._reward.needs_reference:
       cached = _reference_key(scope, seed, lr) in self._reference_curves
       self._reference = self.reference_curve(seed, lr, scope)
-      reference_steps = 0 if cached else self.num_steps
+      reference_steps = 0 if cached else self._episode_steps
     self._trainee.reset(seed, lr)
     start = self._trainee.validate(keep_probabilities=True)
     self._initial_val_loss = start.loss
@@ -285,7 +321,9 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
       "seed": seed,
       "initial_learning_rate": lr,
       **(
-        {"trainee_scope": scope} if len(self._settings) > len(self._initial_lrs) else {}
+        {"trainee_scope": scope, "num_steps": self._episode_steps}
+        if len(self._settings) > len(self._initial_lrs)
+        else {}
       ),
       "learning_rates": [],
       "val_losses": [],
@@ -354,7 +392,7 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     state = self._state(train_loss, result.probabilities, lr)
     self._probabilities = result.probabilities
     self._observation = self._observe(state)
-    if trainee.global_step >= self.num_steps:
+    if trainee.global_step >= self._episode_steps:
       return self._end(reward)
     self._episode["return"] += reward
     return ts.transition(
@@ -374,21 +412,22 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     be reset.
 
     Returns:
-      decisions_per_episode floats.
+      one float per decision of the scope's episode.
     """
     key = _reference_key(scope, seed, learning_rate)
+    decisions = self.episode_steps(scope) // self.action_interval
     if key not in self._reference_curves:
       trainee = self._scoped_trainee(scope, seed)
       trainee.reset(seed, learning_rate)
       initial = trainee.validate().loss
       curve = []
-      for _ in range(self.decisions_per_episode):
+      for _ in range(decisions):
         trainee.train(self.action_interval)
         loss = None if trainee.diverged else trainee.validate().loss
         if trainee.diverged:
           break
         curve.append(float(loss))
-      curve += [float(initial)] * (self.decisions_per_episode - len(curve))
+      curve += [float(initial)] * (decisions - len(curve))
       self._reference_curves[key] = curve
     return list(self._reference_curves[key])
 
@@ -420,7 +459,7 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
       previous_probabilities=self._probabilities,
       final_kernel=self._trainee.final_layer.kernel,
       learning_rate=learning_rate,
-      budget_left=1.0 - self._trainee.global_step / self.num_steps,
+      budget_left=1.0 - self._trainee.global_step / self._episode_steps,
       initial_learning_rate=self._episode["initial_learning_rate"],
     )
 
@@ -485,6 +524,34 @@ def _scoped_settings(
   return settings
 
 
+def _scoped_num_steps(
+  scoped_num_steps: Mapping[str, int] | None, scopes: set[str], action_interval: int
+) -> dict[str, int]:
+  """`scoped_num_steps` checked: scopes of `scopes`, positive multiples of the interval."""
+  if not scoped_num_steps:
+    return {}
+  if not isinstance(scoped_num_steps, Mapping):
+    raise UserError(
+      "scoped_num_steps must map gin scopes to trainee steps per episode, like "
+      f"{{'mnist1d': 1000}}; got {scoped_num_steps!r}"
+    )
+  steps = {}
+  for scope, value in scoped_num_steps.items():
+    if scope not in scopes - {""}:
+      raise UserError(
+        f"scoped_num_steps: {scope!r} is not a scope of "
+        "scoped_initial_learning_rates, so no episode would run it"
+      )
+    value = checks.integer(f"scoped_num_steps[{scope!r}]", value, 1)
+    if value % action_interval:
+      raise UserError(
+        f"scoped_num_steps[{scope!r}] ({value}) must be a multiple of "
+        f"action_interval ({action_interval})"
+      )
+    steps[scope] = value
+  return steps
+
+
 def _is_gin_scope(name) -> bool:
   """True if gin accepts `name` (non-empty) as a scope."""
   if not isinstance(name, str) or not name:
@@ -519,6 +586,7 @@ def create_environment(
   scoped_initial_learning_rates: Mapping[str, Sequence[float]] | None = _DEFAULTS[
     "scoped_initial_learning_rates"
   ],
+  scoped_num_steps: Mapping[str, int] | None = _DEFAULTS["scoped_num_steps"],
   min_learning_rate: float = _DEFAULTS["min_learning_rate"],
   max_learning_rate: float = _DEFAULTS["max_learning_rate"],
   max_factor: float = _DEFAULTS["max_factor"],
@@ -540,7 +608,7 @@ def create_environment(
     seed: base seed of the episodes' trainees (the caller's, not gin's).
     trainee_fn: called as `trainee_fn(seed=...)` once to build the trainee.
     num_steps, action_interval, initial_learning_rates,
-      scoped_initial_learning_rates, min_learning_rate, max_learning_rate,
+      scoped_initial_learning_rates, scoped_num_steps, min_learning_rate, max_learning_rate,
       max_factor, action_levels, feature_names, reward, divergence_penalty,
       setback_weight, reward_scale, evaluate_test: see
       `LearningRateControlEnv`.
@@ -551,6 +619,7 @@ def create_environment(
     action_interval=action_interval,
     initial_learning_rates=initial_learning_rates,
     scoped_initial_learning_rates=scoped_initial_learning_rates,
+    scoped_num_steps=scoped_num_steps,
     min_learning_rate=min_learning_rate,
     max_learning_rate=max_learning_rate,
     max_factor=max_factor,

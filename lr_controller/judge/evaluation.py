@@ -152,17 +152,13 @@ def _bound(name: str, default: Any) -> Any:
 
 def describe_setting(env: env_lib.LearningRateControlEnv, trainee: Any) -> dict:
   """What the current gin configuration trains: data, model, optimizer, sizes."""
-  batch = trainee.data.train.element_spec[0].shape[0]
   rates = _bound("create_environment.initial_learning_rates", [0.01])
   if not isinstance(rates, Sequence) or not all(
     isinstance(r, numbers.Real) for r in rates
   ):
     rates = []  # A gin macro or reference: not resolvable here.
   return {
-    "data": trainee.data.name,
-    "model": trainee.model.name,  # The Keras model's name, e.g. "lenet5", "mlp".
-    "optimizer": type(trainee.optimizer).__name__.lower(),
-    "batch_size": None if batch is None else int(batch),
+    **trainee.describe(),
     "num_steps": env.num_steps,
     "controller_initial_learning_rates": [float(r) for r in rates],
   }

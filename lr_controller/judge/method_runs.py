@@ -98,6 +98,7 @@ def make_environment(
       evaluate_test=True,
       action_levels=None,
       scoped_initial_learning_rates=None,
+      scoped_num_steps=None,
       **environment_arguments(interface),
       **kwargs,
     )

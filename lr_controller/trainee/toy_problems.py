@@ -300,6 +300,15 @@ class NoisyQuadraticTrainee(protocol.MonitoredRun):
     """Loads the best-validation theta; False if there was none."""
     return self.monitor.restore_best()
 
+  def describe(self) -> dict:
+    """What this run trains (`trainee.Trainee.describe`'s fields)."""
+    return {
+      "data": "noisy_quadratic",
+      "model": f"quadratic_{self.dim}d",
+      "optimizer": "sgd",
+      "batch_size": None,
+    }
+
   def reset(
     self,
     seed: int,

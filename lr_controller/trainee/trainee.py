@@ -194,6 +194,8 @@ class TraineeRun(Protocol):
 
   def restore_best(self) -> bool: ...
 
+  def describe(self) -> dict: ...
+
 
 class Trainee(protocol.MonitoredRun):
   """A classifier's training run that a schedule or a controller drives in chunks.
@@ -463,6 +465,16 @@ class Trainee(protocol.MonitoredRun):
   def restore_best(self) -> bool:
     """Loads the best-validation weights; False if there were none."""
     return self.monitor.restore_best()
+
+  def describe(self) -> dict:
+    """What this run trains: data set, model and optimizer names, examples per step."""
+    batch = self.data.train.element_spec[0].shape[0]
+    return {
+      "data": self.data.name,
+      "model": self.model.name,  # The Keras model's name, e.g. "lenet5", "mlp".
+      "optimizer": type(self.optimizer).__name__.lower(),
+      "batch_size": None if batch is None else int(batch),
+    }
 
   def reset(
     self,
