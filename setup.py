@@ -52,7 +52,15 @@ setuptools.setup(
     "lr_controller.gin_configs",
   ],
   package_dir={"lr_controller.gin_configs": "gin_configs"},
-  package_data={"lr_controller.gin_configs": ["*.gin", "*/*.gin"]},
+  package_data={
+    "lr_controller.gin_configs": ["*.gin", "*/*.gin"],
+    # The pretrained controllers (`lr_controller.presets`): exported policies.
+    "lr_controller": [
+      "preset_policies/*/*.pb",
+      "preset_policies/*/*.json",
+      "preset_policies/*/variables/*",
+    ],
+  },
   python_requires=">=3.10",
   install_requires=CALLBACK_REQUIRES,
   extras_require={

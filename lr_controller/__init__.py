@@ -2,11 +2,14 @@
 
 The user's surface needs TensorFlow only (`pip install lr_controller`):
 `LearnedLRScheduler`, the Keras callback that applies a trained controller in
-`fit`, and `load_policy`, which loads and checks an exported policy. Training
-controllers needs the `train` extra (tf-agents, Reverb, TFP, gin).
+`fit` (`LearnedLRScheduler.from_preset("general", ...)` applies the one that
+ships); `list_presets` and `describe`, which name the shipped controllers and
+say in one line what one was trained on; and `load_policy`, which loads and
+checks an exported policy. Training controllers needs the `train` extra
+(tf-agents, Reverb, TFP, gin).
 """
 
-__all__ = ["LearnedLRScheduler", "load_policy"]
+__all__ = ["LearnedLRScheduler", "describe", "list_presets", "load_policy"]
 
 
 def __getattr__(name: str):
@@ -15,6 +18,10 @@ def __getattr__(name: str):
     from lr_controller.callback import LearnedLRScheduler
 
     return LearnedLRScheduler
+  if name in ("list_presets", "describe"):
+    from lr_controller import presets
+
+    return getattr(presets, name)
   if name == "load_policy":
     from lr_controller.controller import load_policy
 

@@ -98,7 +98,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from lr_controller import checks, io_utils
+from lr_controller import checks, io_utils, presets
 from lr_controller import controller as controller_lib
 from lr_controller import features as features_lib
 from lr_controller.errors import UserError, first_line
@@ -369,6 +369,21 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
     self._learning_rate: _LearningRate | None = None
     self._forward_model: tf.keras.Model | None = None
     self._monitor = protocol.RunMonitor(self.rule)
+
+  @classmethod
+  def from_preset(cls, name: str, **kwargs) -> LearnedLRScheduler:
+    """The callback with a controller that ships in the package (`presets`).
+
+    Args:
+      name: a preset, one of `lr_controller.list_presets()` (e.g. "general").
+      **kwargs: the callback's other arguments (`validation_data`, ...).
+
+    Raises:
+      UserError: (one line) for an unknown preset or a bad argument.
+    """
+    if "policy_dir" in kwargs:
+      raise UserError("from_preset takes a preset name, not policy_dir")
+    return cls(presets.preset_path(name), **kwargs)
 
   @property
   def diverged(self) -> bool:

@@ -36,6 +36,7 @@ from lr_controller.judge import (
   replay,
   report,
 )
+from lr_controller.trainee import schedules
 from lr_controller.trainee import trainee as trainee_lib
 
 SMOKE = ["controller/digits.gin", "smoke.gin"]
@@ -43,6 +44,8 @@ SMOKE_BINDINGS = ["create_agent.num_epochs=2"]
 NUM_RUNS = 3
 PEERS = ("cosine", "reduce_on_plateau")
 PEER_LEARNING_RATES = (0.1, 0.01)
+UNTUNED = ("constant", "cosine")
+UNTUNED_NAMES = [evaluation.UNTUNED_PREFIX + name for name in UNTUNED]
 # One held-out setting (the shipped tasks/digits_transfer.gin has two; its
 # parsing is tested on its own): another optimizer, batch size and initial lr,
 # and another controller interface than the policy's, which the transfer
@@ -186,6 +189,7 @@ class EvaluationTest(tf.test.TestCase):
         peers=PEERS,
         peer_learning_rates=PEER_LEARNING_RATES,
         say=cls.progress.append,
+        untuned_schedules=UNTUNED,
       )
 
       cls.transfer_root = os.path.join(cls.scratch, "transfer")
@@ -239,14 +243,27 @@ class EvaluationTest(tf.test.TestCase):
     self.assertEqual(stored["mode"], "evaluate")
     self.assertEqual(
       [m["name"] for m in stored["settings"][0]["methods"]],
-      [evaluation.BASELINE, evaluation.CONTROLLER, replay.REPLAY, *PEERS],
+      [
+        evaluation.BASELINE,
+        evaluation.CONTROLLER,
+        replay.REPLAY,
+        *UNTUNED_NAMES,
+        *PEERS,
+      ],
     )
     markdown = _read(os.path.join(self.eval_root, constants.REPORT_MD))
     self.assertEqual(
       set(_table_rows(markdown)),
-      {evaluation.BASELINE, evaluation.CONTROLLER, replay.REPLAY, *PEERS},
+      {
+        evaluation.BASELINE,
+        evaluation.CONTROLLER,
+        replay.REPLAY,
+        *UNTUNED_NAMES,
+        *PEERS,
+      },
     )
     self.assertIn("**Controller or schedule?**", markdown)
+    self.assertIn("**Against no tuning.**", markdown)
     for words in ("N = 3", "ttest_ind", "equal_var=True", "500000..500002"):
       self.assertIn(words, markdown)
     self.assertIn("| Method | Paid once | Steps |", markdown)
@@ -299,9 +316,34 @@ class EvaluationTest(tf.test.TestCase):
     paired = replayed["vs_controller"]["test_loss"]["paired"]
     self.assertEqual(paired["n_pairs"], NUM_RUNS)
 
+  def test_untuned_schedules_start_where_each_controller_run_starts(self):
+    methods = self.methods()
+    controller = methods[evaluation.CONTROLLER]
+    starts = [r["initial_learning_rate"] for r in controller["runs"]]
+    for name, untuned in zip(UNTUNED_NAMES, UNTUNED):
+      method = methods[name]
+      self.assertEqual(method["kind"], "untuned")
+      self.assertEqual(method["seeds"], controller["seeds"])
+      self.assertEqual(method["cost"]["setup"], None)  # Nothing searched.
+      for run, lr0 in zip(method["runs"], starts):
+        # The schedule from where the controller began; a record holds the
+        # rate of the last step of each 10-step chunk.
+        expected = schedules.schedule_values(
+          schedules.make_schedule(untuned, lr0, 20), 20
+        )[9::10]
+        self.assertAllClose(run["learning_rates"], expected, rtol=1e-5)
+      paired = method["vs_controller"]["test_loss"]["paired"]
+      self.assertEqual(paired["n_pairs"], NUM_RUNS)
+    # The controller against the tuned peer of lowest mean test loss.
+    versus = controller["vs_best_peer"]
+    best = min(PEERS, key=lambda p: methods[p]["test_loss_mean"])
+    self.assertEqual(versus["name"], best)
+    self.assertEqual(versus["test_loss"]["paired"]["n_pairs"], NUM_RUNS)
+
   def test_progress_names_method_and_seed(self):
     lines = [line for line in self.progress if "seed 2/3" in line]
-    self.assertLen(lines, 3 + len(PEERS))  # Step decay, controller, its replay.
+    # Step decay, controller, its replay, the untuned schedules, the peers.
+    self.assertLen(lines, 3 + len(UNTUNED) + len(PEERS))
     self.assertTrue(any(evaluation.CONTROLLER in line for line in lines))
 
   # ---- Protocol. ----
@@ -536,6 +578,10 @@ class EvaluationTest(tf.test.TestCase):
       evaluation.evaluate(root, root, say=_quiet)
     with self.assertRaisesRegex(UserError, "unknown peer"):
       evaluation.evaluate(root, self.policy_dir, peers=("sgdr",), say=_quiet)
+    with self.assertRaisesRegex(UserError, "unknown untuned schedule"):
+      evaluation.evaluate(
+        root, self.policy_dir, untuned_schedules=("sgdr",), say=_quiet
+      )
     with self.assertRaisesRegex(UserError, "num_runs"):
       evaluation.evaluate(root, self.policy_dir, num_runs=0, say=_quiet)
     with self.assertRaisesRegex(UserError, "not found"):

@@ -17,6 +17,10 @@ number of steps):
 * Beyond the paper, peers of `adaptive_peers` (cosine, OneCycle,
   ReduceLROnPlateau, hypergradient descent, ...) each at the initial learning
   rate of a small search on validation loss.
+* Optionally (`untuned_schedules`), what a user runs without any tuning:
+  fixed schedules of `schedules.make_schedule` (say "constant" and "cosine")
+  from the very initial learning rate the controller starts each run at,
+  named `untuned_<schedule>`, kind "untuned", at no search cost.
 * Every method is run `num_runs` times (paper: 10) with the SAME trainee seeds
   `evaluation_seeds(seed, num_runs)`; each run validates every `eval_interval`
   steps, keeps the best-validation weights and tests those once.
@@ -99,6 +103,8 @@ BASELINE = "step_decay"
 CONTROLLER = "controller"
 
 DEFAULT_PEERS = adaptive_peers.PEER_NAMES
+# Prefix of the untuned schedules' method names (`untuned_cosine`).
+UNTUNED_PREFIX = "untuned_"
 # Candidate initial (or peak) learning rates of each peer's search.
 DEFAULT_PEER_LEARNING_RATES = (0.3, 0.1, 0.03, 0.01, 0.003)
 
@@ -132,6 +138,19 @@ def check_peers(peers: Sequence[str]) -> tuple[str, ...]:
       f"{', '.join(adaptive_peers.PEER_NAMES)}"
     )
   return tuple(dict.fromkeys(peers))
+
+
+def check_untuned_schedules(names: Sequence[str]) -> tuple[str, ...]:
+  """`names` as a tuple without repeats; UserError for a name no schedule has."""
+  if isinstance(names, str) or not isinstance(names, Sequence):
+    raise UserError(f"untuned_schedules must be a list of names, got {names!r}")
+  unknown = [n for n in names if n not in schedules.SCHEDULES]
+  if unknown:
+    raise UserError(
+      f"unknown untuned schedule(s) {', '.join(map(str, unknown))}; known: "
+      f"{', '.join(schedules.SCHEDULES)}"
+    )
+  return tuple(dict.fromkeys(names))
 
 
 # ---------------------------------------------------------------------------
@@ -330,6 +349,7 @@ def evaluate_setting(
   seeds: Sequence[int],
   eval_interval: int | None = None,
   say: Callable[[str], None] = print,
+  untuned_schedules: Sequence[str] = (),
 ) -> dict:
   """Runs the baseline, the controller and the peers on the gin-configured setting.
 
@@ -343,12 +363,14 @@ def evaluate_setting(
     eval_interval: steps between validations of every method; None: the
       controller's decision interval.
     say: progress printer.
+    untuned_schedules: schedule names run from each controller run's own
+      initial rate, untuned (`check_untuned_schedules`).
 
   Returns:
     The setting's record (see `report`): `name`, `description`, `seeds`,
     `num_steps`, `eval_interval`, `baseline_schedule` (the baseline's rate at
     every step) and `methods` (baseline first, then controller, its replay,
-    then peers).
+    the untuned schedules, then peers).
   """
 
   def new_trainee(seed: int | None = None) -> trainee_lib.Trainee:
@@ -442,6 +464,34 @@ def evaluate_setting(
       cost=_cost(None, replay_runs),
     )
   )
+  # What a user runs untuned: from the rate each controller run started at.
+  start_rates = {r["seed"]: float(r["initial_learning_rate"]) for r in controller_runs}
+  for name in check_untuned_schedules(untuned_schedules):
+    untuned_trainee = new_trainee()
+    runs = repeat(
+      UNTUNED_PREFIX + name,
+      lambda s, t=untuned_trainee, n=name: run_schedule(
+        t,
+        schedules.make_schedule(n, start_rates[s], num_steps),
+        start_rates[s],
+        s,
+        num_steps,
+        eval_interval,
+      ),
+    )
+    methods.append(
+      summarize_method(
+        UNTUNED_PREFIX + name,
+        "untuned",
+        runs,
+        baseline_runs,
+        initial_learning_rate=sorted(set(start_rates.values())),
+        vs_controller={
+          metric: compare(runs, controller_runs, metric) for metric in METRICS
+        },
+        cost=_cost(None, runs),
+      )
+    )
   for peer, tuned in peers.items():
     lr = tuned["initial_learning_rate"]
     peer_trainee = new_trainee()
@@ -461,6 +511,7 @@ def evaluate_setting(
         cost=_cost(tuned.get("cost"), runs),
       )
     )
+  _compare_with_best_peer(methods)
   baseline_schedule = schedules.schedule_values(
     baseline_search.step_decay(best, num_steps), num_steps
   )
@@ -475,6 +526,20 @@ def evaluate_setting(
     "baseline_schedule": [float(v) for v in baseline_schedule],
     "methods": methods,
     "seconds": round(time.perf_counter() - start, 3),
+  }
+
+
+def _compare_with_best_peer(methods: list[dict]) -> None:
+  """Adds `vs_best_peer` to the controller's record: the tuned peer of lowest mean
+  test loss, and the controller's t-tests against it (controller minus peer)."""
+  controller = next(m for m in methods if m["kind"] == "controller")
+  peers = [m for m in methods if m["kind"] == "peer" and m["n"]]
+  if not peers:
+    return
+  best = min(peers, key=lambda m: m["test_loss_mean"])
+  controller["vs_best_peer"] = {
+    "name": best["name"],
+    **{metric: compare(controller["runs"], best["runs"], metric) for metric in METRICS},
   }
 
 
@@ -509,7 +574,9 @@ def _controller_training_cost(policy: Any, metadata: dict) -> dict | None:
   return costs.controller_training_cost(root, episodes)
 
 
-def _protocol(seed: int, num_runs: int, seeds: Sequence[int], peers) -> dict:
+def _protocol(
+  seed: int, num_runs: int, seeds: Sequence[int], peers, untuned_schedules=()
+) -> dict:
   return {
     "num_runs": num_runs,
     "seed": seed,
@@ -531,6 +598,7 @@ def _protocol(seed: int, num_runs: int, seeds: Sequence[int], peers) -> dict:
     "paired t-test, two-sided",
     "alpha": ALPHA,
     "peers": list(peers),
+    "untuned_schedules": list(untuned_schedules),
     "numerics": _numerics(),
   }
 
@@ -570,6 +638,7 @@ def evaluate(
   eval_interval: int | None = None,
   setting: Setting | None = None,
   say: Callable[[str], None] = print,
+  untuned_schedules: Sequence[str] = (),
 ) -> dict:
   """The paper's Table 1 protocol on the gin-configured setting (module docstring).
 
@@ -589,6 +658,8 @@ def evaluate(
     setting: the setting's label and gin, for the report; None names it after
       its data, model and optimizer.
     say: progress printer.
+    untuned_schedules: schedules (e.g. "constant", "cosine") also run untuned
+      from the controller's initial rate (module docstring).
 
   Returns:
     The results (also in ROOT/results.json); `report_files` lists the written
@@ -600,6 +671,7 @@ def evaluate(
   """
   start = time.perf_counter()
   seeds, peers = _check_common(seed, num_runs, peers)
+  untuned_schedules = check_untuned_schedules(untuned_schedules)
   policy, metadata = load_policy(policy_dir)
   env = make_environment(metadata, seed)  # Checks the policy before any training.
   num_steps = env.num_steps
@@ -619,6 +691,7 @@ def evaluate(
     seeds,
     eval_interval=interval,
     say=say,
+    untuned_schedules=untuned_schedules,
   )
   baseline["tuned_on"] = record["name"]
   for tuning in tuned.values():
@@ -627,7 +700,7 @@ def evaluate(
     "format": RESULTS_FORMAT,
     "mode": "evaluate",
     "policy": {"dir": os.path.abspath(policy_dir), "metadata": metadata},
-    "protocol": _protocol(seed, num_runs, seeds, peers),
+    "protocol": _protocol(seed, num_runs, seeds, peers, untuned_schedules),
     "baseline": baseline,
     "peers": tuned,
     "settings": [record],
@@ -651,6 +724,7 @@ def transfer(
   eval_interval: int | None = None,
   evaluate_source: bool = False,
   say: Callable[[str], None] = print,
+  untuned_schedules: Sequence[str] = (),
 ) -> dict:
   """The paper's Table 2: a controller applied, without retraining, to held-out settings.
 
@@ -667,8 +741,9 @@ def transfer(
     task_set_path: a task-set gin file (e.g. `tasks/digits_transfer.gin`).
     extra_gin_files: applied after every setting's files (e.g. smoke.gin).
     extra_gin_bindings: applied after every setting's bindings.
-    seed, num_runs, peers, peer_learning_rates, eval_interval, say: as for
-      `evaluate`.
+    seed, num_runs, peers, peer_learning_rates, eval_interval, say,
+      untuned_schedules: as for `evaluate` (the untuned schedules start from
+      each target's own initial rate).
     baseline_search_path: the SOURCE setting's search.json to reuse.
     evaluate_source: also evaluate on the source setting itself (Table 1).
 
@@ -680,6 +755,7 @@ def transfer(
   """
   start = time.perf_counter()
   seeds, peers = _check_common(seed, num_runs, peers)
+  untuned_schedules = check_untuned_schedules(untuned_schedules)
   policy, metadata = load_policy(policy_dir)
   tasks = load_task_set(task_set_path)
   source = tasks.train[0]
@@ -719,6 +795,7 @@ def transfer(
         seeds,
         eval_interval=interval,
         say=say,
+        untuned_schedules=untuned_schedules,
       )
     )
     operative.append((f"setting {target.name}", gin.operative_config_str()))
@@ -734,7 +811,7 @@ def transfer(
       "test": [s.name for s in tasks.test],
     },
     "policy": {"dir": os.path.abspath(policy_dir), "metadata": metadata},
-    "protocol": _protocol(seed, num_runs, seeds, peers),
+    "protocol": _protocol(seed, num_runs, seeds, peers, untuned_schedules),
     "baseline": baseline,
     "peers": tuned,
     "settings": records,

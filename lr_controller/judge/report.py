@@ -65,7 +65,9 @@ COLUMN_MEANINGS = (
     "Method",
     "step_decay: the paper's baseline, the best step-decay schedule of "
     "the grid by validation loss; controller: the learned controller's greedy "
-    "policy; others: peers of lr_controller.judge.adaptive_peers",
+    "policy; controller_replay: its mean rate path, open-loop; untuned_*: a "
+    "schedule run untuned from the controller's initial rate (what a user runs "
+    "without tuning); others: peers of lr_controller.judge.adaptive_peers",
   ),
   (
     "Initial lr",
@@ -257,15 +259,68 @@ def adaptation_text(setting: dict) -> str | None:
   )
 
 
+def untuned_text(setting: dict) -> str | None:
+  """The controller against the untuned schedules and the best tuned peer.
+
+  Returns:
+    One paragraph (paired t-tests on the shared seeds), or None without a
+    controller and an untuned schedule.
+  """
+  controller = _method(setting, "controller")
+  untuned = [m for m in setting["methods"] if m["kind"] == "untuned"]
+  if controller is None or not untuned:
+    return None
+  ours = controller["test_loss_mean"]
+  parts = []
+  for method in untuned:
+    paired = ((method.get("vs_controller") or {}).get("test_loss") or {}).get(
+      "paired"
+    ) or {}
+    difference = paired.get("mean_difference")
+    if paired.get("p") is None or difference is None:
+      verdict = "not comparable"
+    elif not paired["significant"]:
+      verdict = "within noise"
+    else:
+      verdict = "controller better" if difference > 0 else "controller worse"
+    parts.append(
+      f"`{method['name']}` "
+      f"{format_mean_std(method['test_loss_mean'], method['test_loss_std'])} "
+      f"(paired p {format_p(paired.get('p'))}: {verdict})"
+    )
+  versus = controller.get("vs_best_peer")
+  if versus:
+    best = next(m for m in setting["methods"] if m["name"] == versus["name"])
+    paired = versus["test_loss"]["paired"]
+    difference = paired.get("mean_difference")
+    if paired.get("p") is None or difference is None:
+      verdict = "not comparable"
+    elif not paired["significant"]:
+      verdict = "within noise"
+    else:
+      verdict = "controller better" if difference < 0 else "controller worse"
+    parts.append(
+      f"the best peer tuned on this setting, `{best['name']}`, "
+      f"{format_mean_std(best['test_loss_mean'], best['test_loss_std'])} "
+      f"(paired p {format_p(paired.get('p'))}: {verdict})"
+    )
+  return (
+    f"**Against no tuning.** The controller "
+    f"{format_mean_std(ours, controller['test_loss_std'])} test loss; "
+    + "; ".join(parts)
+    + "."
+  )
+
+
 def tables(results: dict) -> str:
   """Every setting's tables under its name (what the binary prints at the end)."""
   parts = []
   for setting in results["settings"]:
     parts.append(f"{setting['name']} ({len(setting['seeds'])} runs per method)")
     parts.append(method_table(setting))
-    adaptation = adaptation_text(setting)
-    if adaptation:
-      parts.append(adaptation)
+    for paragraph in (adaptation_text(setting), untuned_text(setting)):
+      if paragraph:
+        parts.append(paragraph)
     parts.append(cost_table(setting))
   return "\n\n".join(parts)
 
@@ -391,9 +446,9 @@ def _setting_text(setting: dict) -> list[str]:
       gin_text += "; bindings " + ", ".join(f"`{b}`" for b in setting["gin_bindings"])
     lines.append(f"Gin: {gin_text}.")
   lines += ["", method_table(setting), ""]
-  adaptation = adaptation_text(setting)
-  if adaptation:
-    lines += [adaptation, ""]
+  for paragraph in (adaptation_text(setting), untuned_text(setting)):
+    if paragraph:
+      lines += [paragraph, ""]
   lines += [
     "What each method spent in trainee steps and seconds on the machine that "
     "ran it: once before its runs (the step-decay grid, a peer's learning-rate "
