@@ -551,6 +551,45 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
       self.assertAllClose(budgets, np.linspace(1.0, 0.0, steps // 10 + 1))
     self.assertEqual(seen, {"", "long"})
 
+  def test_training_settings_describe_every_scope(self):
+    from lr_controller.trainee import toy_problems
+
+    with gin.unlock_config():
+      gin.bind_parameter("long/make_optimizer.name", "adam")  # Any binding.
+    self.addCleanup(gin.clear_config)
+    env = env_lib.LearningRateControlEnv(
+      lambda seed: toy_problems.NoisyQuadraticTrainee(seed=seed),
+      num_steps=20,
+      action_interval=10,
+      initial_learning_rates=(0.1, 0.01),
+      scoped_initial_learning_rates={"long": (0.3,)},
+      scoped_num_steps={"long": 50},
+      evaluate_test=False,
+    )
+    quadratic = {
+      "data": "noisy_quadratic",
+      "model": f"quadratic_{toy_problems.DEFAULT_DIM}d",
+      "optimizer": "sgd",
+      "batch_size": None,
+    }
+    self.assertEqual(
+      env.training_settings(),
+      [
+        {
+          "scope": "",
+          **quadratic,
+          "num_steps": 20,
+          "initial_learning_rates": [0.1, 0.01],
+        },
+        {
+          "scope": "long",
+          **quadratic,
+          "num_steps": 50,
+          "initial_learning_rates": [0.3],
+        },
+      ],
+    )
+
   def test_bad_scoped_episode_lengths(self):
     with gin.unlock_config():
       gin.bind_parameter("adam/make_optimizer.name", "adam")
