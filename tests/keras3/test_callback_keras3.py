@@ -19,6 +19,7 @@ import tensorflow as tf
 
 import lr_controller
 from lr_controller import callback as callback_lib
+from lr_controller import presets
 from lr_controller.errors import UserError
 
 POLICY_ENV = "LRC_KERAS3_POLICY"
@@ -178,6 +179,38 @@ class PolicyTest(tf.test.TestCase):
       module.get_initial_state(tf.constant(1)),
     )
     self.assertTrue(np.isfinite(np.asarray(out["action"])).all())
+
+
+class PresetTest(tf.test.TestCase):
+  """The pretrained preset as a user meets it: `pip install` of the wheel, nothing else."""
+
+  def test_the_preset_ships_in_the_installed_wheel(self):
+    self.assertIn("general", lr_controller.list_presets())
+    path = os.path.realpath(presets.preset_path("general"))
+    self.assertTrue(path.startswith(os.path.realpath(sys.prefix)), path)
+    line = lr_controller.describe("general")
+    self.assertIn("trained on", line)
+    self.assertNotIn("\n", line)
+
+  def test_from_preset_in_a_keras_3_fit(self):
+    (x, y), validation = _data()
+    keras.utils.set_random_seed(0)
+    model = _model(softmax=True)
+    model.compile(
+      optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy"
+    )
+    callback = lr_controller.LearnedLRScheduler.from_preset(
+      "general", validation_data=validation, restore_best_weights=True
+    )
+    model.fit(x, y, batch_size=_BATCH, epochs=10, verbose=0, callbacks=[callback])
+    # 70 batches: a decision at the start and after every 10 (its interval).
+    self.assertEqual([row["step"] for row in callback.history], list(range(0, 80, 10)))
+    rates = [row["lr"] for row in callback.history]
+    self.assertTrue(all(math.isfinite(r) for r in rates))
+    self.assertGreater(max(abs(math.log(r / 1e-3)) for r in rates), 0.05)
+    self.assertAllClose(_rate(model.optimizer), rates[-1], rtol=1e-6)
+    self.assertFalse(callback.diverged)
+    self.assertLess(callback.best_val_loss, math.log(10.0))
 
 
 class CallbackKeras3Test(tf.test.TestCase):
