@@ -14,10 +14,13 @@ weights tested once (the protocol of every method here):
                    0.0003} with the lowest mean best validation loss over 2
                    selection seeds; its search cost is shown
 
-The model is not one the preset trained on: a convolutional network with
-batch normalization and dropout (Conv-BN-ReLU x2, global average pooling,
-dropout 0.2, softmax), 20 epochs of batch 64 on scikit-learn's 8x8 digits
-(1,000 train / 397 validation / 400 test, one fixed permutation).
+The model is not one the preset trained on: the convolutional network of
+Keras' MNIST example, sized for 8x8 images (two 3x3 convolutions of 32 and 64
+channels, max pooling, dropout 0.5, softmax), 20 epochs of batch 64 on
+scikit-learn's 8x8 digits (1,000 train / 397 validation / 400 test, one fixed
+permutation). (Batch normalization was left out: in 320 steps with Adam its
+moving statistics lag the weights so far that every method's inference-mode
+validation loss rose above chance while the training loss fell.)
 
 Run it with the Keras 3 venv of scripts/check_keras3.sh (it needs
 scikit-learn there: `.venv-keras3/bin/pip install scikit-learn`):
@@ -66,19 +69,16 @@ def load_digits():
 
 
 def user_model() -> keras.Model:
-  """The user's model: Conv-BN-ReLU x2, global average pooling, dropout, softmax."""
+  """The user's model: Keras' MNIST convnet for 8x8 inputs (softmax outputs)."""
   layers = keras.layers
   return keras.Sequential(
     [
       keras.Input((8, 8, 1)),
-      layers.Conv2D(32, 3, padding="same", use_bias=False),
-      layers.BatchNormalization(),
-      layers.ReLU(),
-      layers.Conv2D(64, 3, padding="same", use_bias=False),
-      layers.BatchNormalization(),
-      layers.ReLU(),
-      layers.GlobalAveragePooling2D(),
-      layers.Dropout(0.2),
+      layers.Conv2D(32, 3, padding="same", activation="relu"),
+      layers.Conv2D(64, 3, padding="same", activation="relu"),
+      layers.MaxPooling2D(2),
+      layers.Flatten(),
+      layers.Dropout(0.5),
       layers.Dense(10, activation="softmax"),
     ]
   )
