@@ -6,8 +6,9 @@ directory is a private temporary one (`lrc_digits` is prepared there once,
 offline), so nothing touches ~/tensorflow_datasets.
 
 A subprocess costs ~5 s of TensorFlow import, mostly CPU. So `setUpClass`
-starts every invocation of the file at once, a few at a time, and the tests
-only check what each one printed and wrote.
+starts every invocation of the file at once, two at a time, and the tests
+only check what each one printed and wrote; after the first run of each
+binary, its runs share one import (`subprocesses.Forks`).
 """
 
 from __future__ import annotations
@@ -21,16 +22,15 @@ import re
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 
+import subprocesses
 import tensorflow as tf
 
 from lr_controller import constants
 from lr_controller.trainee import data as data_lib
 
 SETTING = ("--gin_file=digits_lenet.gin", "--gin_file=smoke.gin")
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE_STEPS = 20  # smoke.gin's NUM_STEPS.
 # smoke.gin's grid.
 SMOKE_GRID = {
@@ -45,7 +45,6 @@ TRAIN_BINDINGS = (
   f"make_schedule.discount_step={DISCOUNT_STEP}",
   f"make_schedule.factor={FACTOR}",
 )
-EXIT_USER_ERROR = 2
 # A line of the grid's progress, e.g. "[ 1/2] lr0 0.1 every 10 ...".
 GRID_PROGRESS = re.compile(r"^\[\s*\d+/\d+\]", re.MULTILINE)
 # Results a failing run finds in its root_dir; it must leave them alone.
@@ -163,7 +162,7 @@ class BinariesTest(tf.test.TestCase):
         *(f"--gin_bindings={b}" for b in TRAIN_BINDINGS),
       )
 
-    def search_twice():
+    def search_twice(forks):
       args = (f"--root_dir={cls.search_root}", *SETTING)
       first = cls.run_binary(SEARCH, *args, "--num_repeats=2")
       # Snapshot what the first run wrote before the second one resumes.
@@ -171,9 +170,9 @@ class BinariesTest(tf.test.TestCase):
         name: _read(os.path.join(cls.search_root, name))
         for name in os.listdir(cls.search_root)
       }
-      return first, written, cls.run_binary(SEARCH, *args)
+      return first, written, forks[SEARCH].run(*args, cwd=cls.scratch)
 
-    def bad_input(name):
+    def bad_input(forks, name):
       binary, root, extra, _ = BAD_INPUTS[name]
       args = [*SETTING, *(a.format(scratch=cls.scratch) for a in extra)]
       if root == "new":
@@ -185,26 +184,31 @@ class BinariesTest(tf.test.TestCase):
         root = cls.a_file
       if root is not None:
         args.insert(0, f"--root_dir={root}")
-      return cls.run_binary(binary, *args)
+      return forks[binary].run(*args, cwd=cls.scratch)
 
-    def from_checkout():
+    def from_checkout(forks):
       # A path from the checkout's root, whose include gin looks up on its
       # search paths: no "Path not found" lines on the way.
-      return cls.run_binary(
-        TRAIN,
+      return forks[TRAIN].run(
         f"--root_dir={cls.scratch}/from_checkout",
         "--gin_file=gin_configs/controller/digits.gin",
         "--gin_file=smoke.gin",
-        cwd=REPO_ROOT,
+        cwd=subprocesses.REPO_ROOT,
       )
 
-    workers = max(2, min(4, os.cpu_count() or 2))
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+    # The first run of each binary is a plain `python -m`; the others are
+    # forked from one import of it.
+    with (
+      subprocesses.Forks(TRAIN, cls.tfds_dir) as train_forks,
+      subprocesses.Forks(SEARCH, cls.tfds_dir) as search_forks,
+      concurrent.futures.ThreadPoolExecutor(2) as pool,  # 2 cores.
+    ):
+      forks = {TRAIN: train_forks, SEARCH: search_forks}
       # The longest chain first.
-      search = pool.submit(search_twice)
+      search = pool.submit(search_twice, forks)
       train = pool.submit(run_train)
-      bad = {name: pool.submit(bad_input, name) for name in BAD_INPUTS}
-      checkout = pool.submit(from_checkout)
+      bad = {name: pool.submit(bad_input, forks, name) for name in BAD_INPUTS}
+      checkout = pool.submit(from_checkout, forks)
       cls.search_result = search.result()
       cls.train_result = train.result()
       cls.bad_results = {name: future.result() for name, future in bad.items()}
@@ -220,15 +224,8 @@ class BinariesTest(tf.test.TestCase):
     cls, binary: str, *args: str, cwd: str | None = None
   ) -> subprocess.CompletedProcess:
     """Runs `python -m lr_controller.bin.<binary> args...` (in the scratch dir)."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TFDS_DATA_DIR=cls.tfds_dir)
-    return subprocess.run(
-      [sys.executable, "-m", f"lr_controller.bin.{binary}", *args],
-      env=env,
-      cwd=cwd or cls.scratch,
-      capture_output=True,
-      text=True,
-      timeout=600,
-      check=False,
+    return subprocesses.run(
+      binary, *args, cwd=cwd or cls.scratch, tfds_dir=cls.tfds_dir
     )
 
   def assert_succeeded(self, proc: subprocess.CompletedProcess) -> None:
@@ -369,7 +366,7 @@ class BinariesTest(tf.test.TestCase):
         _, root, _, words = BAD_INPUTS[name]
         self.assertNotIn("Traceback", proc.stderr)
         self.assertNotIn("In call to configurable", proc.stderr)
-        self.assertEqual(proc.returncode, EXIT_USER_ERROR, proc.stderr)
+        self.assertEqual(proc.returncode, subprocesses.EXIT_USER_ERROR, proc.stderr)
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
         self.assertNotEmpty(lines)
         self.assertStartsWith(lines[-1], "error: ")
