@@ -1,42 +1,43 @@
 """End-to-end tests of controller training: resume after a kill, export, bad input.
 
 These run `train_controller` as a subprocess on the noisy quadratic task (a
-cheap trainee), so each run costs mostly TensorFlow start-up and tracing.
+cheap trainee), so each run costs mostly TensorFlow start-up, tracing and
+the export. One run is a plain `python -m`; the others are forked from one
+import of the binary per class (`subprocesses.Forks`). Three classes, so
+that pytest-xdist's workers can take them apart.
 """
 
 import concurrent.futures
 import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 
+import subprocesses
 import tensorflow as tf
 
 from lr_controller import constants
 from lr_controller import controller as controller_lib
 
-_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 _TOY = [
   "--gin_file=controller/noisy_quadratic.gin",
   "--gin_bindings=create_environment.num_steps=40",
   "--gin_bindings=create_agent.num_epochs=2",
 ]
+_BINARY = "train_controller"
 
 
-def _run(root_dir, *args, timeout=300):
-  command = [
-    sys.executable,
-    "-m",
-    "lr_controller.bin.train_controller",
-    f"--root_dir={root_dir}",
-  ]
-  return subprocess.run(
-    command + list(args), capture_output=True, text=True, timeout=timeout, env=_ENV
-  )
+def _run(root_dir, *args, forks=None):
+  """Runs train_controller in `root_dir`: forked from `forks`, or a plain process."""
+  if forks is not None:
+    return forks.run(f"--root_dir={root_dir}", *args, timeout=300)
+  return subprocesses.run(_BINARY, f"--root_dir={root_dir}", *args, timeout=300)
 
 
 def _episodes(root_dir):
@@ -45,21 +46,11 @@ def _episodes(root_dir):
     return [json.loads(line) for line in f]
 
 
-class ControllerTrainingTest(tf.test.TestCase):
+class KillAndResumeTest(tf.test.TestCase):
   def test_kill_mid_run_then_resume_never_repeats_or_loses_an_episode(self):
+    forks = self.enter_context(subprocesses.Forks(_BINARY))
     root = self.create_tempdir().full_path
-    command = [
-      sys.executable,
-      "-m",
-      "lr_controller.bin.train_controller",
-      f"--root_dir={root}",
-    ]
-    process = subprocess.Popen(
-      command + _TOY + ["--num_episodes=50"],
-      stdout=subprocess.DEVNULL,
-      stderr=subprocess.DEVNULL,
-      env=_ENV,
-    )
+    process = forks.start(f"--root_dir={root}", *_TOY, "--num_episodes=50")
     path = os.path.join(root, constants.EPISODES_JSONL)
     deadline = time.time() + 240
     try:
@@ -81,7 +72,7 @@ class ControllerTrainingTest(tf.test.TestCase):
     )
     # Beyond the kill whenever it happened, so the resumed run has work to do.
     target = killed_at + 2
-    result = _run(root, *_TOY, f"--num_episodes={target}")
+    result = _run(root, *_TOY, f"--num_episodes={target}", forks=forks)
     self.assertEqual(result.returncode, 0, result.stderr[-2000:])
     rows = _episodes(root)
     self.assertEqual([r["episode"] for r in rows], list(range(target)))
@@ -121,7 +112,7 @@ class ControllerTrainingTest(tf.test.TestCase):
       capture_output=True,
       text=True,
       timeout=120,
-      env=_ENV,
+      env=subprocesses.environment(),
     )
     self.assertEqual(loaded.returncode, 0, loaded.stderr[-2000:])
     out = json.loads(loaded.stdout.strip().splitlines()[-1])
@@ -138,6 +129,7 @@ class ControllerTrainingTest(tf.test.TestCase):
       *_TOY,
       "--gin_bindings=create_agent.actor_network='lstm'",
       f"--num_episodes={target + 1}",
+      forks=forks,
     )
     self.assertNotEqual(other.returncode, 0)
     self.assertIn("different configuration", other.stderr)
@@ -149,45 +141,101 @@ class ControllerTrainingTest(tf.test.TestCase):
     operative_path = os.path.join(root, constants.OPERATIVE_GIN)
     operative = open(operative_path).read()
     self.assertIn("build_noisy_quadratic.", operative)
-    again = _run(root, *_TOY, f"--num_episodes={target}")
+    again = _run(root, *_TOY, f"--num_episodes={target}", forks=forks)
     self.assertEqual(again.returncode, 0, again.stderr[-2000:])
     self.assertIn(f"{target} episodes already done", again.stdout)
     self.assertEqual(open(operative_path).read(), operative)
 
-  def test_same_seed_gives_the_same_run_resumed_or_parallel(self):
-    # Keras initializers without a seed draw from NumPy's global generator:
-    # unseeded, two runs of one command used to differ from the first action.
-    # Exploration is seeded per (seed, episode, decision), so a run stopped
-    # after its first update and resumed, collected on two parallel
-    # environments, or exporting and selecting between updates, collects the
-    # same episodes and trains the same updates.
-    tmp = self.create_tempdir().full_path
-    runs = {
-      "a": [["--num_episodes=4"]],
-      "b": [["--num_episodes=4"]],
-      "resumed": [["--num_episodes=2"], ["--num_episodes=4"]],
-      "parallel": [["--num_episodes=4", "--num_parallel_envs=2"]],
-      # Export, selection runs, checkpoints and summaries after every update
-      # must not change what is trained.
-      "exports": [
-        [
-          "--num_episodes=4",
-          "--gin_bindings=train_controller.export_interval=2",
-          "--gin_bindings=train_controller.selection_runs=2",
-        ]
+
+class SameSeedTest(tf.test.TestCase):
+  """Runs of one seed: again, resumed, on parallel environments, with exports."""
+
+  # Keras initializers without a seed draw from NumPy's global generator:
+  # unseeded, two runs of one command used to differ from the first action.
+  # Exploration is seeded per (seed, episode, decision), so a run stopped
+  # after its first update and resumed, collected on two parallel
+  # environments, or exporting and selecting between updates, collects the
+  # same episodes and trains the same updates. "a" runs as a plain process,
+  # the others are forked (`subprocesses.Forks`): a == b is also the forked
+  # run being the run a user gets.
+  RUNS = {
+    "resumed": [["--num_episodes=2"], ["--num_episodes=4"]],
+    # No episodes_per_update configured: one episode per environment, 2 like
+    # the toy config's. Then resumed in this process, with 6 episodes.
+    "parallel": [
+      [
+        "--num_episodes=4",
+        "--num_parallel_envs=2",
+        "--gin_bindings=train_controller.episodes_per_update=None",
       ],
-    }
+      ["--num_episodes=6"],
+    ],
+    "a": [["--num_episodes=4"]],
+    "b": [["--num_episodes=4"]],
+    # Export, selection runs, checkpoints and summaries after every update
+    # must not change what is trained.
+    "exports": [
+      [
+        "--num_episodes=4",
+        "--gin_bindings=train_controller.export_interval=2",
+        "--gin_bindings=train_controller.selection_runs=2",
+      ]
+    ],
+  }
+  SEED = 3
 
-    def run(name):
-      root = os.path.join(tmp, name)
-      for flags in runs[name]:
-        result = _run(root, *_TOY, "--seed=3", *flags)
-        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
-      return result.stdout, _episodes(root)
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.tmp = tempfile.mkdtemp(prefix="lrc_test_controller_training_")
 
-    # Two commands at a time (2 cores).
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-      done = dict(zip(runs, pool.map(run, runs)))
+    def run(forks, name):
+      """Each command's CompletedProcess and the episodes it left, up to a failure."""
+      root = os.path.join(cls.tmp, name)
+      done = []
+      for flags in cls.RUNS[name]:
+        result = _run(
+          root,
+          *_TOY,
+          f"--seed={cls.SEED}",
+          *flags,
+          forks=None if name == "a" else forks,
+        )
+        done.append((result, None if result.returncode else _episodes(root)))
+        if result.returncode:
+          break
+      return done
+
+    # Two commands at a time (2 cores), the longest chains first.
+    with (
+      subprocesses.Forks(_BINARY) as forks,
+      concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool,
+    ):
+      runs = {name: pool.submit(run, forks, name) for name in cls.RUNS}
+      cls.done = {name: future.result() for name, future in runs.items()}
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.tmp, ignore_errors=True)
+    super().tearDownClass()
+
+  def results(self, name):
+    """The run's commands' (CompletedProcess, episodes after it), all succeeded."""
+    done = self.done[name]
+    for result, _ in done:
+      self.assertEqual(result.returncode, 0, f"{name}: {result.stderr[-2000:]}")
+    self.assertLen(done, len(self.RUNS[name]))
+    return done
+
+  def four_episodes(self, name):
+    """(stdout, episodes) of the run's command that reached 4 episodes."""
+    for (result, episodes), flags in zip(self.results(name), self.RUNS[name]):
+      if "--num_episodes=4" in flags:
+        return result.stdout, episodes
+    raise AssertionError(f"{name} has no command of 4 episodes")
+
+  def test_same_seed_gives_the_same_run_resumed_or_parallel(self):
+    done = {name: self.four_episodes(name) for name in self.RUNS}
     said = {name: stdout for name, (stdout, _) in done.items()}
     rows = {name: episodes for name, (_, episodes) in done.items()}
     self.assertIn("resuming from episode 2", said["resumed"])
@@ -207,7 +255,7 @@ class ControllerTrainingTest(tf.test.TestCase):
 
     # Every judged policy is kept (last_policy_NNNNNN), and greedy_policy is
     # the judged one with the lowest selection score.
-    root = os.path.join(tmp, "exports")
+    root = os.path.join(self.tmp, "exports")
     policies = os.path.join(root, constants.POLICIES_DIR)
     self.assertEqual(
       sorted(os.listdir(policies)),
@@ -247,30 +295,25 @@ class ControllerTrainingTest(tf.test.TestCase):
     )
 
   def test_parallel_environments_train_on_every_episode_once(self):
-    root = self.create_tempdir().full_path
-    # No episodes_per_update configured: one episode per environment.
-    result = _run(
-      root,
-      *_TOY,
-      "--gin_bindings=train_controller.episodes_per_update=None",
-      "--num_episodes=4",
-      "--num_parallel_envs=2",
-      "--seed=2",
-    )
-    self.assertEqual(result.returncode, 0, result.stderr[-2000:])
-    self.assertIn("2 environments in parallel processes", result.stdout)
-    rows = _episodes(root)
+    (parallel, rows), (resumed, after) = self.results("parallel")
+    self.assertIn("2 environments in parallel processes", parallel.stdout)
     self.assertEqual([r["episode"] for r in rows], [0, 1, 2, 3])
-    self.assertEqual([r["seed"] for r in rows], [2 * 1_000_003 + k for k in range(4)])
+    seed = self.SEED
+    self.assertEqual(
+      [r["seed"] for r in rows], [seed * 1_000_003 + k for k in range(4)]
+    )
     self.assertTrue(all(r["update"] == "ok" for r in rows))
     self.assertEqual(len({r["ppo_loss"] for r in rows}), 2)  # Two updates.
-    policy_dir = os.path.join(root, constants.POLICIES_DIR, constants.GREEDY_POLICY_DIR)
+    policy_dir = os.path.join(
+      self.tmp, "parallel", constants.POLICIES_DIR, constants.GREEDY_POLICY_DIR
+    )
     self.assertTrue(os.path.isdir(policy_dir))
     # Resuming with another number of environments goes on from the checkpoint.
-    result = _run(root, *_TOY, "--num_episodes=6")
-    self.assertEqual(result.returncode, 0, result.stderr[-2000:])
-    self.assertEqual([r["episode"] for r in _episodes(root)], list(range(6)))
+    self.assertIn("resuming from episode 4", resumed.stdout)
+    self.assertEqual([r["episode"] for r in after], list(range(6)))
 
+
+class BadInputTest(tf.test.TestCase):
   def test_bad_input_is_one_line_and_non_zero(self):
     root = self.create_tempdir().full_path
     garbage = os.path.join(root, "bad.gin")
@@ -296,14 +339,11 @@ class ControllerTrainingTest(tf.test.TestCase):
       ),
       (_TOY + [f"--warm_start_dir={root}/nowhere"], "holds no controller run"),
     ]
-    # Independent subprocesses, two at a time (each mostly imports TensorFlow).
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-      results = list(
-        pool.map(
-          lambda k_case: _run(os.path.join(root, f"out{k_case[0]}"), *k_case[1][0]),
-          enumerate(cases),
-        )
-      )
+    # Forked from one import of the binary (`subprocesses.Forks`).
+    with subprocesses.Forks(_BINARY) as forks:
+      results = [
+        _run(f"{root}/out{k}", *args, forks=forks) for k, (args, _) in enumerate(cases)
+      ]
     for (args, needle), result in zip(cases, results):
       self.assertNotEqual(result.returncode, 0, args)
       self.assertNotIn("Traceback", result.stderr, args)
