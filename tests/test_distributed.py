@@ -1,9 +1,12 @@
 """The Reverb actor-learner layout: its protocol in-process, then end to end.
 
-The end-to-end test runs the real jobs as processes on loopback (1 reverb,
-2 collectors, 1 learner) on the noisy quadratic task, kills a collector and the
-learner mid-run, restarts them, and checks that training completes with every
-episode exactly once and nothing left running.
+The end-to-end tests run the real jobs as processes on loopback (1 reverb,
+2 collectors, 1 learner) on the noisy quadratic task, kill a collector and the
+learner mid-run, or the server, restart them, and check that training
+completes with every episode exactly once and nothing left running. The jobs
+are forked from one import of the binary per test (`subprocesses.Forks`);
+`launch_local` starts its own as plain processes. One class per layout, so
+that pytest-xdist's workers can take them apart.
 """
 
 import json
@@ -11,12 +14,12 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 
 import numpy as np
 import reverb
+import subprocesses
 import tensorflow as tf
 
 from lr_controller import constants, gin_utils
@@ -28,13 +31,12 @@ from lr_controller.control import (
 )
 from lr_controller.errors import UserError
 
-_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
 _TOY_GIN = [
   "--gin_file=controller/noisy_quadratic.gin",
   "--gin_bindings=create_environment.num_steps=40",
   "--gin_bindings=create_agent.num_epochs=2",
 ]
-_JOB = [sys.executable, "-m", "lr_controller.bin.distributed"]
+_BINARY = "distributed"
 
 
 def _free_port():
@@ -226,12 +228,18 @@ class ProtocolTest(tf.test.TestCase):
       learner.collect([0, 1])
 
 
-class EndToEndTest(tf.test.TestCase):
+class _LayoutTest(tf.test.TestCase):
+  """Starts jobs of one layout, forked from one import of the binary."""
+
+  def setUp(self):
+    super().setUp()
+    self._forks = self.enter_context(subprocesses.Forks(_BINARY))
+    self._logs = self.create_tempdir().full_path
+    self._processes = []
+
   def _start(self, name, args):
-    log = open(os.path.join(self._logs, f"{name}.log"), "a")
-    process = subprocess.Popen(
-      _JOB + args, stdout=log, stderr=subprocess.STDOUT, env=_ENV
-    )
+    log = os.path.join(self._logs, f"{name}.log")
+    process = self._forks.start(*args, stdout=log, stderr=log)
     self._processes.append(process)
     return process
 
@@ -256,10 +264,10 @@ class EndToEndTest(tf.test.TestCase):
         out[name] = f.read()[-1500:]
     return json.dumps(out, indent=1)
 
+
+class KillAndRestartTest(_LayoutTest):
   def test_kill_and_restart_collector_and_learner_on_loopback(self):
     root = os.path.join(self.create_tempdir().full_path, "root")
-    self._logs = self.create_tempdir().full_path
-    self._processes = []
     port = _free_port()
     address = f"--reverb_address=localhost:{port}"
     episodes_path = os.path.join(root, constants.EPISODES_JSONL)
@@ -318,10 +326,10 @@ class EndToEndTest(tf.test.TestCase):
     train2 = open(os.path.join(self._logs, "train2.log")).read()
     self.assertIn("resuming from episode", train2)
 
+
+class RestartedServerTest(_LayoutTest):
   def test_a_restarted_server_and_collectors_let_the_learner_finish(self):
     root = os.path.join(self.create_tempdir().full_path, "root")
-    self._logs = self.create_tempdir().full_path
-    self._processes = []
     port = _free_port()
     address = f"--reverb_address=localhost:{port}"
     episodes_path = os.path.join(root, constants.EPISODES_JSONL)
@@ -373,6 +381,8 @@ class EndToEndTest(tf.test.TestCase):
       "resuming from episode", open(os.path.join(self._logs, "train2.log")).read()
     )
 
+
+class BadInputTest(tf.test.TestCase):
   def test_bad_input_is_one_line_and_non_zero(self):
     root = self.create_tempdir().full_path
     dead = f"--reverb_address=localhost:{_free_port()}"
@@ -387,30 +397,25 @@ class EndToEndTest(tf.test.TestCase):
       (["--job=reverb", "--gin_file=missing.gin"], "gin file not found"),
       (["--job=nope"], "job"),
     ]
-    for args, needle in cases:
-      result = subprocess.run(
-        _JOB + args, capture_output=True, text=True, timeout=120, env=_ENV
-      )
+    # Forked from one import of the binary (`subprocesses.Forks`).
+    with subprocesses.Forks(_BINARY) as forks:
+      results = [forks.run(*args, timeout=120) for args, _ in cases]
+    for (args, needle), result in zip(cases, results):
       self.assertNotEqual(result.returncode, 0, args)
       self.assertNotIn("Traceback", result.stderr, args)
       errors = _error_lines(result.stderr)
       self.assertLen(errors, 1, (args, result.stderr.splitlines()[-3:]))
       self.assertIn(needle, errors[0], args)
 
+
+class LaunchLocalTest(tf.test.TestCase):
   def test_launch_local_runs_the_layout_and_stops_everything(self):
+    # The first launcher is a plain process, the others are forked from one
+    # import of the binary; every launcher starts its jobs as plain processes.
+    forks = self.enter_context(subprocesses.Forks("launch_local"))
     root = self.create_tempdir().full_path
-    command = [
-      sys.executable,
-      "-m",
-      "lr_controller.bin.launch_local",
-      f"--root_dir={root}",
-      "--num_collectors=2",
-      "--num_episodes=4",
-      *_TOY_GIN,
-    ]
-    result = subprocess.run(
-      command, capture_output=True, text=True, timeout=300, env=_ENV
-    )
+    args = [f"--root_dir={root}", "--num_collectors=2", "--num_episodes=4", *_TOY_GIN]
+    result = subprocesses.run("launch_local", *args, timeout=300)
     self.assertEqual(
       result.returncode, 0, result.stdout[-3000:] + result.stderr[-2000:]
     )
@@ -425,13 +430,11 @@ class EndToEndTest(tf.test.TestCase):
     # A launcher killed mid-run stops every job it started.
     port = _free_port()
     killed_root = os.path.join(root, "killed")
-    launcher = subprocess.Popen(
-      command[:3]
-      + [f"--root_dir={killed_root}", f"--reverb_port={port}", "--num_episodes=5000"]
-      + _TOY_GIN,
-      stdout=subprocess.DEVNULL,
-      stderr=subprocess.DEVNULL,
-      env=_ENV,
+    launcher = forks.start(
+      f"--root_dir={killed_root}",
+      f"--reverb_port={port}",
+      "--num_episodes=5000",
+      *_TOY_GIN,
     )
     episodes = os.path.join(killed_root, constants.EPISODES_JSONL)
     deadline = time.time() + 240
@@ -441,13 +444,7 @@ class EndToEndTest(tf.test.TestCase):
     self.assertEqual(launcher.wait(timeout=120), 143)
     self.assertEqual(_processes_mentioning(str(port)), [])
     # Bad gin stops the launcher before any job starts.
-    bad = subprocess.run(
-      command[:-3] + ["--gin_file=missing.gin"],
-      capture_output=True,
-      text=True,
-      timeout=120,
-      env=_ENV,
-    )
+    bad = forks.run(*args[:-3], "--gin_file=missing.gin", timeout=120)
     self.assertEqual(bad.returncode, 2)
     self.assertEqual(
       bad.stderr.strip().splitlines()[-1], "error: gin file not found: missing.gin"
