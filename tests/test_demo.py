@@ -10,32 +10,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
 
+import subprocesses
 import tensorflow as tf
 
 from lr_controller import constants
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXIT_USER_ERROR = 2
-
 
 def _demo(cwd: str, *flags: str) -> subprocess.CompletedProcess:
-  env = {
-    **os.environ,
-    "TFDS_DATA_DIR": os.path.join(cwd, "tensorflow_datasets"),
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-    "PYTHONPATH": REPO_ROOT,
-  }
-  return subprocess.run(
-    [sys.executable, "-m", "lr_controller.bin.demo", *flags],
-    cwd=cwd,
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=900,
-  )
+  tfds_dir = os.path.join(cwd, "tensorflow_datasets")
+  return subprocesses.run("demo", *flags, cwd=cwd, tfds_dir=tfds_dir, timeout=900)
 
 
 class DemoTest(tf.test.TestCase):
@@ -70,7 +55,7 @@ class DemoTest(tf.test.TestCase):
   def test_unknown_setting_is_a_one_line_error(self):
     cwd = tempfile.mkdtemp(prefix="lrc_test_demo_")
     done = _demo(cwd, "--setting=imagenet")
-    self.assertEqual(done.returncode, EXIT_USER_ERROR)
+    self.assertEqual(done.returncode, subprocesses.EXIT_USER_ERROR)
     lines = done.stderr.strip().splitlines()
     self.assertLen(lines, 1, done.stderr)
     self.assertIn("imagenet", lines[0])

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import concurrent.futures
 import csv
+import functools
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 
 import gin
 import numpy as np
 import pytest
 import scipy.stats
+import subprocesses
 import tensorflow as tf
 
 from lr_controller import constants, gin_utils, io_utils, testing
@@ -69,7 +69,6 @@ task_set.test = [
 ]
 """
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-EXIT_USER_ERROR = 2
 
 
 def _parse(extra_bindings=()):
@@ -78,19 +77,6 @@ def _parse(extra_bindings=()):
 
 def _quiet(message: str) -> None:
   del message
-
-
-def _run_binary(tfds_dir: str, cwd: str, *args: str) -> subprocess.CompletedProcess:
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TFDS_DATA_DIR=tfds_dir)
-  return subprocess.run(
-    [sys.executable, "-m", "lr_controller.bin.evaluate", *args],
-    env=env,
-    cwd=cwd,
-    capture_output=True,
-    text=True,
-    timeout=300,
-    check=False,
-  )
 
 
 def _table_rows(markdown: str) -> dict[str, list[str]]:
@@ -157,13 +143,12 @@ class EvaluationTest(tf.test.TestCase):
     cls._old_tfds = os.environ.get("TFDS_DATA_DIR")
     os.environ["TFDS_DATA_DIR"] = cls.tfds_dir
     pool = concurrent.futures.ThreadPoolExecutor(2)
-    missing = pool.submit(
-      _run_binary, cls.tfds_dir, cls.scratch, f"--root_dir={cls.scratch}/no_policy"
+    run = functools.partial(
+      subprocesses.run, "evaluate", cwd=cls.scratch, tfds_dir=cls.tfds_dir, timeout=300
     )
+    missing = pool.submit(run, f"--root_dir={cls.scratch}/no_policy")
     not_a_policy = pool.submit(
-      _run_binary,
-      cls.tfds_dir,
-      cls.scratch,
+      run,
       f"--root_dir={cls.scratch}/bad_policy",
       f"--policy_dir={cls.scratch}",
       *(f"--gin_file={f}" for f in SMOKE),
@@ -596,7 +581,7 @@ class EvaluationTest(tf.test.TestCase):
 
   def test_binary_without_policy_dir_fails_in_one_line(self):
     proc = self.missing_policy
-    self.assertEqual(proc.returncode, EXIT_USER_ERROR, proc.stderr)
+    self.assertEqual(proc.returncode, subprocesses.EXIT_USER_ERROR, proc.stderr)
     self.assertNotIn("Traceback", proc.stderr)
     lines = proc.stderr.strip().splitlines()
     self.assertLen(lines, 1, proc.stderr)
@@ -604,7 +589,7 @@ class EvaluationTest(tf.test.TestCase):
 
   def test_binary_with_a_directory_that_is_no_policy_fails_in_one_line(self):
     proc = self.not_a_policy
-    self.assertEqual(proc.returncode, EXIT_USER_ERROR, proc.stderr)
+    self.assertEqual(proc.returncode, subprocesses.EXIT_USER_ERROR, proc.stderr)
     self.assertNotIn("Traceback", proc.stderr)
     lines = proc.stderr.strip().splitlines()
     self.assertTrue(lines and "is not a controller policy" in lines[-1], lines[-1:])
