@@ -10,6 +10,9 @@ one without training anything:
   lr_controller.list_presets()      # ["general"]
   lr_controller.describe("general") # one line: what it observes, what it was trained on
 
+From a shell: `python -m lr_controller.presets` prints one line per shipped
+preset; `python -m lr_controller.presets NAME_OR_POLICY_DIR` describes one.
+
 | preset  | trained on (gin_configs/controller/pretrained.gin)                      |
 |---------|-------------------------------------------------------------------------|
 | general | 7 settings: digits and MNIST-1D; LeNet-5, an MLP, a 1-D CNN; SGD with    |
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import importlib.resources
 import os
+import sys
 
 from lr_controller import policy_metadata
 from lr_controller.errors import UserError
@@ -80,3 +84,23 @@ def describe(policy: str | os.PathLike) -> str:
   else:
     path = os.fspath(policy)
   return policy_metadata.describe(controller.load_policy(path).metadata)
+
+
+def main(argv: list[str]) -> int:
+  """`python -m lr_controller.presets [NAME_OR_POLICY_DIR]`: one line per controller."""
+  from lr_controller.errors import first_line
+
+  names = argv[1:] or list_presets()
+  if not names:
+    print("no presets ship with this installation")
+  try:
+    for name in names:
+      print(f"{name}: {describe(name)}")
+  except UserError as e:
+    print(f"error: {first_line(e)}", file=sys.stderr)
+    return 2
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv))

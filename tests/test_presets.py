@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -84,6 +86,24 @@ class PresetTest(tf.test.TestCase):
     ):
       self.assertIn(words, line)
     self.assertEqual(line, lr_controller.describe(presets.preset_path(PRESET)))
+
+  def test_the_command_line_lists_and_describes(self):
+    def run(*args):
+      return subprocess.run(
+        [sys.executable, "-m", "lr_controller.presets", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+      )
+
+    listed = run()
+    self.assertEqual(listed.returncode, 0, listed.stderr)
+    self.assertEqual(listed.stdout, f"{PRESET}: {lr_controller.describe(PRESET)}\n")
+    bad = run("generl")
+    self.assertEqual(bad.returncode, 2)
+    self.assertEqual(bad.stdout, "")
+    # One line, the last (TensorFlow may log before it).
+    self.assertRegex(bad.stderr.splitlines()[-1], r"^error: unknown preset 'generl'; ")
 
   def test_describe_without_training_settings(self):
     line = policy_metadata.describe(
