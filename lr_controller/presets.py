@@ -17,7 +17,7 @@ preset; `python -m lr_controller.presets NAME_OR_POLICY_DIR` describes one.
 |---------|-------------------------------------------------------------------------|
 | general | 7 settings: digits and MNIST-1D; LeNet-5, an MLP, a 1-D CNN; SGD with    |
 |         | momentum and Adam; initial rates 3e-4 to 0.3; batches 50 and 100;       |
-|         | 200 to 1,000 steps. It observes its rate relative to the initial one.   |
+|         | 200 to 1,000 steps. It observes the paper's 7 features and the budget.  |
 
 TensorFlow only, like the callback.
 """

@@ -54,7 +54,7 @@ class PresetTest(tf.test.TestCase):
   def test_metadata_says_what_it_was_trained_on(self):
     policy = lr_controller.load_policy(presets.preset_path(PRESET))
     metadata = policy.metadata
-    self.assertEqual(list(policy.feature_names), list(features.RELATIVE_RATE_FEATURES))
+    self.assertEqual(list(policy.feature_names), list(features.BUDGET_AWARE_FEATURES))
     training = metadata[policy_metadata.TRAINING]
     settings = training["settings"]
     self.assertEqual({s["data"] for s in settings}, {"lrc_digits", "lrc_mnist1d"})
@@ -80,7 +80,7 @@ class PresetTest(tf.test.TestCase):
       "sgd, adam",
       "initial rates 0.0003-0.3",
       "200-1000 steps",
-      "log_learning_rate_change",
+      "log_learning_rate,",
       "decides every 10 steps",
       "commit ",
     ):
