@@ -19,9 +19,25 @@ INTERFACE = policy_metadata.Interface(
 )
 
 
+SETTING = {
+  "scope": "",
+  "data": "lrc_digits",
+  "model": "lenet5",
+  "optimizer": "sgd",
+  "batch_size": 100,
+  "num_steps": 200,
+  "initial_learning_rates": [0.01],
+}
+
+
 def _document(**changes):
   metadata = policy_metadata.build(
-    INTERFACE, reward="neg_val_loss", actor_network={"kind": "mlp"}, action_levels=None
+    INTERFACE,
+    reward="neg_val_loss",
+    actor_network={"kind": "mlp"},
+    action_levels=None,
+    settings=[SETTING],
+    commit="0123456789ab",
   )
   return {**policy_metadata.document(metadata, episodes=50), **changes}
 
@@ -38,9 +54,16 @@ def test_what_training_writes_is_what_loaders_read():
     "reward": "neg_val_loss",
     "actor_network": {"kind": "mlp"},
     "action_levels": None,
+    "training": {"settings": [SETTING], "commit": "0123456789ab"},
     "episodes": 50,
   }
   assert policy_metadata.read_interface(document, "p") == INTERFACE
+  assert policy_metadata.describe(document) == (
+    "trained on 1 setting (data lrc_digits; models lenet5; optimizers sgd; "
+    "initial rates 0.01; 200 steps); 50 episodes; observes "
+    + ", ".join(features.BUDGET_AWARE_FEATURES)
+    + "; decides every 10 steps; commit 0123456789ab"
+  )
 
 
 def test_interface_of_an_environment_and_its_differences():
