@@ -8,7 +8,7 @@ offline), so nothing touches ~/tensorflow_datasets.
 A subprocess costs ~5 s of TensorFlow import, mostly CPU. So `setUpClass`
 starts every invocation of the file at once, two at a time, and the tests
 only check what each one printed and wrote; after the first run of each
-binary, its runs share one import (`subprocesses.Forks`).
+binary, its runs are forked from one import (`subprocesses.run_forked`).
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ class BinariesTest(tf.test.TestCase):
         *(f"--gin_bindings={b}" for b in TRAIN_BINDINGS),
       )
 
-    def search_twice(forks):
+    def search_twice():
       args = (f"--root_dir={cls.search_root}", *SETTING)
       first = cls.run_binary(SEARCH, *args, "--num_repeats=2")
       # Snapshot what the first run wrote before the second one resumes.
@@ -170,9 +170,9 @@ class BinariesTest(tf.test.TestCase):
         name: _read(os.path.join(cls.search_root, name))
         for name in os.listdir(cls.search_root)
       }
-      return first, written, forks[SEARCH].run(*args, cwd=cls.scratch)
+      return first, written, cls.run_binary(SEARCH, *args, forked=True)
 
-    def bad_input(forks, name):
+    def bad_input(name):
       binary, root, extra, _ = BAD_INPUTS[name]
       args = [*SETTING, *(a.format(scratch=cls.scratch) for a in extra)]
       if root == "new":
@@ -184,31 +184,29 @@ class BinariesTest(tf.test.TestCase):
         root = cls.a_file
       if root is not None:
         args.insert(0, f"--root_dir={root}")
-      return forks[binary].run(*args, cwd=cls.scratch)
+      return cls.run_binary(binary, *args, forked=True)
 
-    def from_checkout(forks):
+    def from_checkout():
       # A path from the checkout's root, whose include gin looks up on its
       # search paths: no "Path not found" lines on the way.
-      return forks[TRAIN].run(
+      return cls.run_binary(
+        TRAIN,
         f"--root_dir={cls.scratch}/from_checkout",
         "--gin_file=gin_configs/controller/digits.gin",
         "--gin_file=smoke.gin",
         cwd=subprocesses.REPO_ROOT,
+        forked=True,
       )
 
-    # The first run of each binary is a plain `python -m`; the others are
-    # forked from one import of it.
-    with (
-      subprocesses.Forks(TRAIN, cls.tfds_dir) as train_forks,
-      subprocesses.Forks(SEARCH, cls.tfds_dir) as search_forks,
-      concurrent.futures.ThreadPoolExecutor(2) as pool,  # 2 cores.
-    ):
-      forks = {TRAIN: train_forks, SEARCH: search_forks}
+    # The first run of each binary is a plain `python -m`, the others are
+    # forked (`subprocesses.run_forked`; its imports start now).
+    subprocesses.prepare_forks()
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:  # 2 cores.
       # The longest chain first.
-      search = pool.submit(search_twice, forks)
+      search = pool.submit(search_twice)
       train = pool.submit(run_train)
-      bad = {name: pool.submit(bad_input, forks, name) for name in BAD_INPUTS}
-      checkout = pool.submit(from_checkout, forks)
+      bad = {name: pool.submit(bad_input, name) for name in BAD_INPUTS}
+      checkout = pool.submit(from_checkout)
       cls.search_result = search.result()
       cls.train_result = train.result()
       cls.bad_results = {name: future.result() for name, future in bad.items()}
@@ -221,12 +219,11 @@ class BinariesTest(tf.test.TestCase):
 
   @classmethod
   def run_binary(
-    cls, binary: str, *args: str, cwd: str | None = None
+    cls, binary: str, *args: str, cwd: str | None = None, forked: bool = False
   ) -> subprocess.CompletedProcess:
     """Runs `python -m lr_controller.bin.<binary> args...` (in the scratch dir)."""
-    return subprocesses.run(
-      binary, *args, cwd=cwd or cls.scratch, tfds_dir=cls.tfds_dir
-    )
+    run = subprocesses.run_forked if forked else subprocesses.run
+    return run(binary, *args, cwd=cwd or cls.scratch, tfds_dir=cls.tfds_dir)
 
   def assert_succeeded(self, proc: subprocess.CompletedProcess) -> None:
     self.assertEqual(

@@ -3,8 +3,8 @@
 These run `train_controller` as a subprocess on the noisy quadratic task (a
 cheap trainee), so each run costs mostly TensorFlow start-up, tracing and
 the export. One run is a plain `python -m`; the others are forked from one
-import of the binary per class (`subprocesses.Forks`). Three classes, so
-that pytest-xdist's workers can take them apart.
+import (`subprocesses.run_forked`). Three classes, so that pytest-xdist's
+workers can take them apart.
 """
 
 import concurrent.futures
@@ -33,11 +33,10 @@ _TOY = [
 _BINARY = "train_controller"
 
 
-def _run(root_dir, *args, forks=None):
-  """Runs train_controller in `root_dir`: forked from `forks`, or a plain process."""
-  if forks is not None:
-    return forks.run(f"--root_dir={root_dir}", *args, timeout=300)
-  return subprocesses.run(_BINARY, f"--root_dir={root_dir}", *args, timeout=300)
+def _run(root_dir, *args, forked=True):
+  """Runs train_controller in `root_dir`: forked, or as a plain process."""
+  run = subprocesses.run_forked if forked else subprocesses.run
+  return run(_BINARY, f"--root_dir={root_dir}", *args, timeout=300)
 
 
 def _episodes(root_dir):
@@ -48,9 +47,10 @@ def _episodes(root_dir):
 
 class KillAndResumeTest(tf.test.TestCase):
   def test_kill_mid_run_then_resume_never_repeats_or_loses_an_episode(self):
-    forks = self.enter_context(subprocesses.Forks(_BINARY))
     root = self.create_tempdir().full_path
-    process = forks.start(f"--root_dir={root}", *_TOY, "--num_episodes=50")
+    process = subprocesses.start_forked(
+      _BINARY, f"--root_dir={root}", *_TOY, "--num_episodes=50"
+    )
     path = os.path.join(root, constants.EPISODES_JSONL)
     deadline = time.time() + 240
     try:
@@ -72,7 +72,7 @@ class KillAndResumeTest(tf.test.TestCase):
     )
     # Beyond the kill whenever it happened, so the resumed run has work to do.
     target = killed_at + 2
-    result = _run(root, *_TOY, f"--num_episodes={target}", forks=forks)
+    result = _run(root, *_TOY, f"--num_episodes={target}")
     self.assertEqual(result.returncode, 0, result.stderr[-2000:])
     rows = _episodes(root)
     self.assertEqual([r["episode"] for r in rows], list(range(target)))
@@ -129,7 +129,6 @@ class KillAndResumeTest(tf.test.TestCase):
       *_TOY,
       "--gin_bindings=create_agent.actor_network='lstm'",
       f"--num_episodes={target + 1}",
-      forks=forks,
     )
     self.assertNotEqual(other.returncode, 0)
     self.assertIn("different configuration", other.stderr)
@@ -141,7 +140,7 @@ class KillAndResumeTest(tf.test.TestCase):
     operative_path = os.path.join(root, constants.OPERATIVE_GIN)
     operative = open(operative_path).read()
     self.assertIn("build_noisy_quadratic.", operative)
-    again = _run(root, *_TOY, f"--num_episodes={target}", forks=forks)
+    again = _run(root, *_TOY, f"--num_episodes={target}")
     self.assertEqual(again.returncode, 0, again.stderr[-2000:])
     self.assertIn(f"{target} episodes already done", again.stdout)
     self.assertEqual(open(operative_path).read(), operative)
@@ -156,9 +155,11 @@ class SameSeedTest(tf.test.TestCase):
   # after its first update and resumed, collected on two parallel
   # environments, or exporting and selecting between updates, collects the
   # same episodes and trains the same updates. "a" runs as a plain process,
-  # the others are forked (`subprocesses.Forks`): a == b is also the forked
-  # run being the run a user gets.
+  # the others are forked (`subprocesses.run_forked`): a == b is also the
+  # forked run being the run a user gets.
   RUNS = {
+    # The plain process first: it starts while the forking process imports.
+    "a": [["--num_episodes=4"]],
     "resumed": [["--num_episodes=2"], ["--num_episodes=4"]],
     # No episodes_per_update configured: one episode per environment, 2 like
     # the toy config's. Then resumed in this process, with 6 episodes.
@@ -170,7 +171,6 @@ class SameSeedTest(tf.test.TestCase):
       ],
       ["--num_episodes=6"],
     ],
-    "a": [["--num_episodes=4"]],
     "b": [["--num_episodes=4"]],
     # Export, selection runs, checkpoints and summaries after every update
     # must not change what is trained.
@@ -189,7 +189,7 @@ class SameSeedTest(tf.test.TestCase):
     super().setUpClass()
     cls.tmp = tempfile.mkdtemp(prefix="lrc_test_controller_training_")
 
-    def run(forks, name):
+    def run(name):
       """Each command's CompletedProcess and the episodes it left, up to a failure."""
       root = os.path.join(cls.tmp, name)
       done = []
@@ -199,20 +199,17 @@ class SameSeedTest(tf.test.TestCase):
           *_TOY,
           f"--seed={cls.SEED}",
           *flags,
-          forks=None if name == "a" else forks,
+          forked=name != "a",
         )
         done.append((result, None if result.returncode else _episodes(root)))
         if result.returncode:
           break
       return done
 
-    # Two commands at a time (2 cores), the longest chains first.
-    with (
-      subprocesses.Forks(_BINARY) as forks,
-      concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool,
-    ):
-      runs = {name: pool.submit(run, forks, name) for name in cls.RUNS}
-      cls.done = {name: future.result() for name, future in runs.items()}
+    # Two commands at a time (2 cores), the chains of two early.
+    subprocesses.prepare_forks()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+      cls.done = dict(zip(cls.RUNS, pool.map(run, cls.RUNS)))
 
   @classmethod
   def tearDownClass(cls):
@@ -339,11 +336,7 @@ class BadInputTest(tf.test.TestCase):
       ),
       (_TOY + [f"--warm_start_dir={root}/nowhere"], "holds no controller run"),
     ]
-    # Forked from one import of the binary (`subprocesses.Forks`).
-    with subprocesses.Forks(_BINARY) as forks:
-      results = [
-        _run(f"{root}/out{k}", *args, forks=forks) for k, (args, _) in enumerate(cases)
-      ]
+    results = [_run(f"{root}/out{k}", *args) for k, (args, _) in enumerate(cases)]
     for (args, needle), result in zip(cases, results):
       self.assertNotEqual(result.returncode, 0, args)
       self.assertNotIn("Traceback", result.stderr, args)

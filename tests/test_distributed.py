@@ -4,8 +4,8 @@ The end-to-end tests run the real jobs as processes on loopback (1 reverb,
 2 collectors, 1 learner) on the noisy quadratic task, kill a collector and the
 learner mid-run, or the server, restart them, and check that training
 completes with every episode exactly once and nothing left running. The jobs
-are forked from one import of the binary per test (`subprocesses.Forks`);
-`launch_local` starts its own as plain processes. One class per layout, so
+are forked from one import (`subprocesses.start_forked`); `launch_local`
+starts its own as plain processes. One class per layout, so
 that pytest-xdist's workers can take them apart.
 """
 
@@ -229,17 +229,16 @@ class ProtocolTest(tf.test.TestCase):
 
 
 class _LayoutTest(tf.test.TestCase):
-  """Starts jobs of one layout, forked from one import of the binary."""
+  """Starts the jobs of one layout (forked) and reads their logs."""
 
   def setUp(self):
     super().setUp()
-    self._forks = self.enter_context(subprocesses.Forks(_BINARY))
     self._logs = self.create_tempdir().full_path
     self._processes = []
 
   def _start(self, name, args):
     log = os.path.join(self._logs, f"{name}.log")
-    process = self._forks.start(*args, stdout=log, stderr=log)
+    process = subprocesses.start_forked(_BINARY, *args, stdout=log, stderr=log)
     self._processes.append(process)
     return process
 
@@ -397,9 +396,9 @@ class BadInputTest(tf.test.TestCase):
       (["--job=reverb", "--gin_file=missing.gin"], "gin file not found"),
       (["--job=nope"], "job"),
     ]
-    # Forked from one import of the binary (`subprocesses.Forks`).
-    with subprocesses.Forks(_BINARY) as forks:
-      results = [forks.run(*args, timeout=120) for args, _ in cases]
+    results = [
+      subprocesses.run_forked(_BINARY, *args, timeout=120) for args, _ in cases
+    ]
     for (args, needle), result in zip(cases, results):
       self.assertNotEqual(result.returncode, 0, args)
       self.assertNotIn("Traceback", result.stderr, args)
@@ -410,9 +409,9 @@ class BadInputTest(tf.test.TestCase):
 
 class LaunchLocalTest(tf.test.TestCase):
   def test_launch_local_runs_the_layout_and_stops_everything(self):
-    # The first launcher is a plain process, the others are forked from one
-    # import of the binary; every launcher starts its jobs as plain processes.
-    forks = self.enter_context(subprocesses.Forks("launch_local"))
+    # The first launcher is a plain process, the others are forked; every
+    # launcher starts its jobs as plain processes.
+    subprocesses.prepare_forks()
     root = self.create_tempdir().full_path
     args = [f"--root_dir={root}", "--num_collectors=2", "--num_episodes=4", *_TOY_GIN]
     result = subprocesses.run("launch_local", *args, timeout=300)
@@ -430,7 +429,8 @@ class LaunchLocalTest(tf.test.TestCase):
     # A launcher killed mid-run stops every job it started.
     port = _free_port()
     killed_root = os.path.join(root, "killed")
-    launcher = forks.start(
+    launcher = subprocesses.start_forked(
+      "launch_local",
       f"--root_dir={killed_root}",
       f"--reverb_port={port}",
       "--num_episodes=5000",
@@ -444,7 +444,9 @@ class LaunchLocalTest(tf.test.TestCase):
     self.assertEqual(launcher.wait(timeout=120), 143)
     self.assertEqual(_processes_mentioning(str(port)), [])
     # Bad gin stops the launcher before any job starts.
-    bad = forks.run(*args[:-3], "--gin_file=missing.gin", timeout=120)
+    bad = subprocesses.run_forked(
+      "launch_local", *args[:-3], "--gin_file=missing.gin", timeout=120
+    )
     self.assertEqual(bad.returncode, 2)
     self.assertEqual(
       bad.stderr.strip().splitlines()[-1], "error: gin file not found: missing.gin"
