@@ -426,13 +426,14 @@ class LaunchLocalTest(tf.test.TestCase):
       sorted(os.listdir(os.path.join(root, "logs"))),
       ["collect_0.log", "collect_1.log", "reverb.log", "train.log"],
     )
-    # A launcher killed mid-run stops every job it started.
+    # A launcher killed mid-run stops every job it started (one of each kind).
     port = _free_port()
     killed_root = os.path.join(root, "killed")
     launcher = subprocesses.start_forked(
       "launch_local",
       f"--root_dir={killed_root}",
       f"--reverb_port={port}",
+      "--num_collectors=1",
       "--num_episodes=5000",
       *_TOY_GIN,
     )
