@@ -10,6 +10,7 @@ a corrected command.
 
 import os
 import shutil
+import tempfile
 
 import gin
 import numpy as np
@@ -32,23 +33,38 @@ def _parse(*bindings):
 
 
 class WarmStartTest(tf.test.TestCase):
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    # The source run, trained once: the tests only read it.
+    cls.source_root = tempfile.mkdtemp(prefix="lrc_test_warm_start_")
+    cls.source = os.path.join(cls.source_root, "source")
+    os.makedirs(cls.source)
+    _parse()
+    try:
+      # Two selections of one validation run: the latest policy need not be
+      # the selected one, and a warm start takes the latest.
+      controller_training.train_controller(
+        cls.source,
+        seed=1,
+        num_episodes=4,
+        export_interval=2,
+        selection_runs=1,
+        say=lambda s: None,
+      )
+    finally:
+      gin.clear_config()
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.source_root, ignore_errors=True)
+    super().tearDownClass()
+
   def setUp(self):
     super().setUp()
     self.addCleanup(gin.clear_config)
     self.tmp = self.create_tempdir().full_path
-    self.source = os.path.join(self.tmp, "source")
-    os.makedirs(self.source)
     _parse()
-    # Two selections of one validation run: the latest policy need not be
-    # the selected one, and a warm start takes the latest.
-    controller_training.train_controller(
-      self.source,
-      seed=1,
-      num_episodes=4,
-      export_interval=2,
-      selection_runs=1,
-      say=lambda s: None,
-    )
     # Observations of the toy config's 8 features, as the normalizer sees them.
     self.observations = tf.constant(
       np.random.default_rng(0).normal(size=(5, 8)), tf.float32
