@@ -183,8 +183,13 @@ class OnePathTest(tf.test.TestCase):
     super().setUpClass()
     cls.root = tempfile.mkdtemp(prefix="lrc_test_controller_")
     gin_utils.parse_gin(SMOKE, BINDINGS, finalize=False)
+    # One export at the end, nothing to choose between: no selection runs.
     trained = controller_training.train_controller(
-      os.path.join(cls.root), seed=0, num_episodes=2, say=lambda _: None
+      os.path.join(cls.root),
+      seed=0,
+      num_episodes=2,
+      selection_runs=0,
+      say=lambda _: None,
     )
     cls.policy_dir = trained["policy_dir"]
 
