@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import tempfile
 
+import pytest
 import subprocesses
 import tensorflow as tf
 
@@ -137,6 +138,7 @@ def _write(path: str, text: str) -> None:
     f.write(text)
 
 
+@pytest.mark.slow
 class BinariesTest(tf.test.TestCase):
   """Runs the binaries as subprocesses and checks what they write and print."""
 

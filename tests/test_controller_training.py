@@ -19,6 +19,7 @@ import tempfile
 import textwrap
 import time
 
+import pytest
 import subprocesses
 import tensorflow as tf
 
@@ -45,6 +46,7 @@ def _episodes(root_dir):
     return [json.loads(line) for line in f]
 
 
+@pytest.mark.slow
 class KillAndResumeTest(tf.test.TestCase):
   def test_kill_mid_run_then_resume_never_repeats_or_loses_an_episode(self):
     root = self.create_tempdir().full_path
@@ -146,6 +148,7 @@ class KillAndResumeTest(tf.test.TestCase):
     self.assertEqual(open(operative_path).read(), operative)
 
 
+@pytest.mark.slow
 class SameSeedTest(tf.test.TestCase):
   """Runs of one seed: again, resumed, on parallel environments, with exports."""
 

@@ -12,6 +12,7 @@ import os
 import subprocess
 import tempfile
 
+import pytest
 import subprocesses
 import tensorflow as tf
 
@@ -23,6 +24,7 @@ def _demo(cwd: str, *flags: str) -> subprocess.CompletedProcess:
   return subprocesses.run("demo", *flags, cwd=cwd, tfds_dir=tfds_dir, timeout=900)
 
 
+@pytest.mark.slow
 class DemoTest(tf.test.TestCase):
   def test_mnist1d_setting_runs_the_whole_pipeline(self):
     cwd = tempfile.mkdtemp(prefix="lrc_test_demo_")

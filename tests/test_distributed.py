@@ -18,6 +18,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 import reverb
 import subprocesses
 import tensorflow as tf
@@ -264,6 +265,7 @@ class _LayoutTest(tf.test.TestCase):
     return json.dumps(out, indent=1)
 
 
+@pytest.mark.slow
 class KillAndRestartTest(_LayoutTest):
   def test_kill_and_restart_collector_and_learner_on_loopback(self):
     root = os.path.join(self.create_tempdir().full_path, "root")
@@ -326,6 +328,7 @@ class KillAndRestartTest(_LayoutTest):
     self.assertIn("resuming from episode", train2)
 
 
+@pytest.mark.slow
 class RestartedServerTest(_LayoutTest):
   def test_a_restarted_server_and_collectors_let_the_learner_finish(self):
     root = os.path.join(self.create_tempdir().full_path, "root")
@@ -407,6 +410,7 @@ class BadInputTest(tf.test.TestCase):
       self.assertIn(needle, errors[0], args)
 
 
+@pytest.mark.slow
 class LaunchLocalTest(tf.test.TestCase):
   def test_launch_local_runs_the_layout_and_stops_everything(self):
     # The first launcher is a plain process, the others are forked; every
