@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import csv
-import functools
 import os
 import shutil
 import tempfile
@@ -143,15 +142,18 @@ class EvaluationTest(tf.test.TestCase):
     cls._old_tfds = os.environ.get("TFDS_DATA_DIR")
     os.environ["TFDS_DATA_DIR"] = cls.tfds_dir
     pool = concurrent.futures.ThreadPoolExecutor(2)
-    run = functools.partial(
-      subprocesses.run, "evaluate", cwd=cls.scratch, tfds_dir=cls.tfds_dir, timeout=300
+    kwargs = dict(cwd=cls.scratch, tfds_dir=cls.tfds_dir, timeout=300)
+    # A plain process (it fails before importing TensorFlow), then a forked one.
+    missing = pool.submit(
+      subprocesses.run, "evaluate", f"--root_dir={cls.scratch}/no_policy", **kwargs
     )
-    missing = pool.submit(run, f"--root_dir={cls.scratch}/no_policy")
     not_a_policy = pool.submit(
-      run,
+      subprocesses.run_forked,
+      "evaluate",
       f"--root_dir={cls.scratch}/bad_policy",
       f"--policy_dir={cls.scratch}",
       *(f"--gin_file={f}" for f in SMOKE),
+      **kwargs,
     )
     try:
       _parse()
