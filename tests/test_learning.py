@@ -69,6 +69,7 @@ def _train_and_judge(test, setting: dict, controllers: dict) -> dict:
   }
 
 
+@pytest.mark.slow
 class LearningTest(tf.test.TestCase):
   def test_learned_controller_beats_a_constant_rate_on_a_noisy_quadratic(self):
     """Mean final validation loss below 0.5 x the frozen controller's.

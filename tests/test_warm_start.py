@@ -14,6 +14,7 @@ import tempfile
 
 import gin
 import numpy as np
+import pytest
 import tensorflow as tf
 from tf_agents.trajectories import time_step as ts
 
@@ -32,6 +33,7 @@ def _parse(*bindings):
   )
 
 
+@pytest.mark.slow
 class WarmStartTest(tf.test.TestCase):
   @classmethod
   def setUpClass(cls):
