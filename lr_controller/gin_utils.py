@@ -112,10 +112,28 @@ def register_configurables() -> None:
     importlib.import_module(module)
 
 
+# gin 0.5.0's error for a binding of a denylisted parameter (one the caller
+# always passes, `@gin.configurable(denylist=...)`).
+_DENYLISTED = re.compile(r"Configurable '([\w.]+)' has denylisted kwarg '(\w+)'\.")
+
+
+def _gin_error(error: BaseException) -> str:
+  """gin's error in one line (`first_line`), a denylisted parameter said plainly."""
+  line = first_line(error)
+  found = _DENYLISTED.search(line)
+  if found:
+    configurable, parameter = found.groups()
+    return (
+      f"{configurable}.{parameter} cannot be bound: the caller always sets it "
+      "(a flag of the binary, or the code that calls it)"
+    )
+  return line
+
+
 def _gin_file_error(error: BaseException) -> str:
-  """A gin file's parse error in one line (`first_line`) with the line gin names."""
+  """A gin file's parse error in one line (`_gin_error`) with the line gin names."""
   found = re.search(r"line (\d+)", str(error).partition("\n")[2])
-  return first_line(error) + (f" (line {found.group(1)})" if found else "")
+  return _gin_error(error) + (f" (line {found.group(1)})" if found else "")
 
 
 def parse_gin(
@@ -154,7 +172,7 @@ def parse_gin(
       gin.parse_config(binding, skip_unknown=False)
     except GIN_ERRORS as e:
       gin.clear_config()
-      raise UserError(f"bad gin binding '{binding}': {first_line(e)}") from None
+      raise UserError(f"bad gin binding '{binding}': {_gin_error(e)}") from None
   if finalize:
     gin.finalize()
   return files

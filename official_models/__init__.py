@@ -28,7 +28,7 @@ import gin
 import tensorflow as tf
 
 from official_models.cnn1d import cnn1d
-from official_models.common import FINAL_LAYER_NAME
+from official_models.common import FINAL_LAYER_NAME, SHAPE_ARGUMENTS
 from official_models.lenet import lenet
 from official_models.mlp import mlp
 from official_models.resnet import resnet18
@@ -43,7 +43,7 @@ MODEL_BUILDERS = {
 
 
 # The caller's data sets the shapes: binding them is a gin error.
-@gin.configurable(denylist=["input_shape", "num_classes"])
+@gin.configurable(denylist=SHAPE_ARGUMENTS)
 def build_model(
   name: str, input_shape: Sequence[int], num_classes: int
 ) -> tf.keras.Model:

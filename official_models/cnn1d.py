@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from official_models.common import (
   FINAL_LAYER_NAME,
+  SHAPE_ARGUMENTS,
   check_input_shape,
   check_num_classes,
 )
@@ -26,7 +27,7 @@ CNN1D_SPEC = [(5, 2), (3, 2), (3, 2)]
 _PADDING = 1
 
 
-@gin.configurable
+@gin.configurable(denylist=SHAPE_ARGUMENTS)
 def cnn1d(
   input_shape: Sequence[int] = (40, 1), num_classes: int = 10, channels: int = 25
 ) -> tf.keras.Model:

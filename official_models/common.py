@@ -11,6 +11,10 @@ from collections.abc import Sequence
 # Name of the final dense layer of every model in this package.
 FINAL_LAYER_NAME = "logits"
 
+# The data's shapes, which `build_model` always passes to a builder: every
+# builder's gin configurable denylists them (binding one is a gin error).
+SHAPE_ARGUMENTS = ("input_shape", "num_classes")
+
 
 def check_num_classes(num_classes: int) -> int:
   """Returns `num_classes`, or raises ValueError unless it is an int >= 2."""

@@ -7,8 +7,8 @@ digits experiments of Xu et al. 2019, "Learning an Adaptive Learning Rate
 Schedule" (arXiv:1909.09712). Modern choices replace LeCun's scaled tanh and
 RBF output: ReLU activations, max-pooling, and a linear output of logits.
 
-The builder is bound by gin (`lenet.num_classes = ...`); the model itself is
-made only of standard Keras layers, so `get_config`/`from_config` round-trip
+The builder is configurable by gin, its shapes aside (`build_model` passes the
+data's); the model itself is made only of standard Keras layers, so `get_config`/`from_config` round-trip
 without custom objects.
 """
 
@@ -19,7 +19,11 @@ from collections.abc import Sequence
 import gin
 import tensorflow as tf
 
-from official_models.common import FINAL_LAYER_NAME, check_image_classifier_args
+from official_models.common import (
+  FINAL_LAYER_NAME,
+  SHAPE_ARGUMENTS,
+  check_image_classifier_args,
+)
 
 # LeNet-5 works on 32x32 images, as in LeCun et al. 1998.
 LENET_INPUT_SIZE = 32
@@ -65,7 +69,7 @@ def _to_lenet_size(x: tf.Tensor, height: int, width: int) -> tf.Tensor:
   )(x)
 
 
-@gin.configurable
+@gin.configurable(denylist=SHAPE_ARGUMENTS)
 def lenet(
   input_shape: Sequence[int] = (28, 28, 1), num_classes: int = 10
 ) -> tf.keras.Model:

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from official_models.common import (
   FINAL_LAYER_NAME,
+  SHAPE_ARGUMENTS,
   check_input_shape,
   check_num_classes,
 )
@@ -23,7 +24,7 @@ from official_models.common import (
 MNIST1D_HIDDEN_UNITS = (100, 100)
 
 
-@gin.configurable
+@gin.configurable(denylist=SHAPE_ARGUMENTS)
 def mlp(
   input_shape: Sequence[int] = (40, 1),
   num_classes: int = 10,

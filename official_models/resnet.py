@@ -24,7 +24,11 @@ from collections.abc import Sequence
 import gin
 import tensorflow as tf
 
-from official_models.common import FINAL_LAYER_NAME, check_image_classifier_args
+from official_models.common import (
+  FINAL_LAYER_NAME,
+  SHAPE_ARGUMENTS,
+  check_image_classifier_args,
+)
 
 # depth -> stages as (block type, filters, number of blocks). The first block
 # of each stage after the first has stride 2.
@@ -175,7 +179,7 @@ def _check_hyperparameters(
     raise ValueError(f"batch_norm_epsilon must be > 0, got {batch_norm_epsilon!r}")
 
 
-@gin.configurable
+@gin.configurable(denylist=SHAPE_ARGUMENTS)
 def resnet18(
   input_shape: Sequence[int] = (32, 32, 3),
   num_classes: int = 10,

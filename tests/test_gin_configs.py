@@ -12,10 +12,13 @@ import sys
 import gin
 import pytest
 
+import official_models
 from lr_controller import gin_utils
 from lr_controller.control import env as env_lib
 from lr_controller.errors import UserError
+from lr_controller.judge import adaptive_peers
 from lr_controller.trainee import fixed_schedule_runs
+from lr_controller.trainee import trainee as trainee_lib
 
 CONFIGS = sorted(
   os.path.relpath(os.path.join(folder, name), gin_utils.GIN_CONFIGS_DIR)
@@ -152,6 +155,66 @@ def test_every_module_with_configurables_is_registered():
 def test_bindings_a_caller_would_override_are_errors(binding):
   with pytest.raises(UserError, match="bad gin binding"):
     gin_utils.parse_gin(["digits_lenet.gin"], [binding], finalize=False)
+
+
+# Configurable -> the parameters its callers always set (denylisted), by group.
+CALLERS_SET = {
+  # The peers' runs: `adaptive_peers.run_peer` passes the run's arguments.
+  **{
+    name: trainee_lib.RUN_ARGUMENTS
+    for name in (
+      "run_reduce_on_plateau",
+      "run_hypergradient",
+      "run_refined",
+      "run_schedule_free",
+      "run_autolrs",
+    )
+  },
+  # The model builders: `build_model` passes the data's shapes.
+  **{name: ("input_shape", "num_classes") for name in official_models.MODEL_BUILDERS},
+  "build_model": ("input_shape", "num_classes"),
+  # Run control: the binaries' flags.
+  "train_controller": ("root_dir", "seed", "say"),
+  "evaluate": ("root_dir", "policy_dir", "seed", "say"),
+  "transfer": ("root_dir", "policy_dir", "task_set_path", "seed", "say"),
+  "search_step_decay": ("root_dir", "seed", "say"),
+  "train_with_schedule": ("root_dir", "seed", "say"),
+  # A trainee's seed.
+  "build_trainee": ("seed",),
+  "build_noisy_quadratic": ("seed",),
+  "make_optimizer": ("learning_rate",),
+  "create_environment": ("seed",),
+  "create_agent": ("time_step_spec", "action_spec", "train_step_counter"),
+}
+
+
+@pytest.mark.parametrize(
+  "configurable, parameter",
+  [(c, p) for c, parameters in CALLERS_SET.items() for p in parameters],
+)
+def test_binding_what_the_caller_sets_is_a_one_line_error(
+  configurable, parameter, tmp_path
+):
+  binding = f"{configurable}.{parameter} = 1"
+  reason = (
+    f"{configurable}.{parameter} cannot be bound: the caller always sets it "
+    "(a flag of the binary, or the code that calls it)"
+  )
+  with pytest.raises(UserError) as caught:
+    gin_utils.parse_gin(["digits_lenet.gin"], [binding], finalize=False)
+  assert str(caught.value) == f"bad gin binding '{binding}': {reason}"
+  # In a file: the same reason, with the line.
+  path = tmp_path / "user.gin"
+  path.write_text(f"include 'digits_lenet.gin'\n{binding}\n")
+  with pytest.raises(UserError) as caught:
+    gin_utils.parse_gin([str(path)], finalize=False)
+  assert str(caught.value) == f"bad gin file {path}: {reason} (line 2)"
+
+
+def test_the_peers_are_called_with_the_denylisted_arguments():
+  for name, run in adaptive_peers.PEERS.items():
+    parameters = list(inspect.signature(run).parameters)
+    assert parameters == ["trainee", *trainee_lib.RUN_ARGUMENTS], name
 
 
 def test_create_environment_takes_every_environment_argument_with_its_default():

@@ -155,7 +155,9 @@ class ActorCriticOptimizer(tf.Module):
     return tf.cond(finite, apply, lambda: tf.constant(False))
 
 
-@gin.configurable
+# The environment's specs and the step counter are the caller's
+# (`controller_training`): binding them is a gin error.
+@gin.configurable(denylist=["time_step_spec", "action_spec", "train_step_counter"])
 def create_agent(
   time_step_spec,
   action_spec,

@@ -269,7 +269,9 @@ class EnvironmentCollector:
       env.close()
 
 
-@gin.configurable
+# Run control comes from the caller (the binaries' flags): binding these is a
+# gin error.
+@gin.configurable(denylist=["root_dir", "seed", "say"])
 def train_controller(
   root_dir: str,
   seed: int = 0,

@@ -286,7 +286,7 @@ class GradientNormRecordingTrainee(_DerivedTrainee):
 # ReduceLROnPlateau.
 
 
-@gin.configurable
+@gin.configurable(denylist=trainee_lib.RUN_ARGUMENTS)
 def run_reduce_on_plateau(
   trainee: trainee_lib.Trainee,
   initial_learning_rate: float,
@@ -369,7 +369,7 @@ def run_reduce_on_plateau(
 # Hypergradient descent.
 
 
-@gin.configurable
+@gin.configurable(denylist=trainee_lib.RUN_ARGUMENTS)
 def run_hypergradient(
   trainee: trainee_lib.Trainee,
   initial_learning_rate: float,
@@ -527,7 +527,7 @@ def default_smoothing_window(num_steps: int) -> int:
   return max(1, int(num_steps) // 20)
 
 
-@gin.configurable
+@gin.configurable(denylist=trainee_lib.RUN_ARGUMENTS)
 def run_refined(
   trainee: trainee_lib.Trainee,
   initial_learning_rate: float,
@@ -647,8 +647,10 @@ def _adaptive_peer(function: Callable[..., dict]) -> Callable[..., dict]:
 
 
 # name -> fn(trainee, initial_learning_rate, num_steps, eval_interval, seed,
-# evaluate_test=True) -> the `run_training` dict. Other hyperparameters of the
-# adaptive peers come from their defaults or gin bindings.
+# evaluate_test=True) -> the `run_training` dict. These arguments
+# (`trainee.RUN_ARGUMENTS`) are the caller's: the adaptive peers' configurables
+# denylist them. Their other hyperparameters come from their defaults or gin
+# bindings.
 PEERS: dict[str, Callable[..., dict]] = {
   **{name: _fixed_schedule_peer(name) for name in FIXED_SCHEDULE_PEERS},
   "reduce_on_plateau": _adaptive_peer(run_reduce_on_plateau),

@@ -508,7 +508,7 @@ def search_stage(
 # The peer.
 
 
-@gin.configurable
+@gin.configurable(denylist=trainee_lib.RUN_ARGUMENTS)
 def run_autolrs(
   trainee: trainee_lib.TraineeRun,
   initial_learning_rate: float,

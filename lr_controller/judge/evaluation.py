@@ -626,7 +626,9 @@ def _check_common(
   return seeds, check_peers(peers)
 
 
-@gin.configurable
+# Run control comes from the caller (the binaries' flags): binding these is a
+# gin error.
+@gin.configurable(denylist=["root_dir", "policy_dir", "seed", "say"])
 def evaluate(
   root_dir: str,
   policy_dir: str,
@@ -709,7 +711,7 @@ def evaluate(
   return _write(root_dir, results, say)
 
 
-@gin.configurable
+@gin.configurable(denylist=["root_dir", "policy_dir", "task_set_path", "seed", "say"])
 def transfer(
   root_dir: str,
   policy_dir: str,

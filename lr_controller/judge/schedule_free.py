@@ -372,7 +372,7 @@ def schedule_free_trainee(trainee: trainee_lib.Trainee) -> ScheduleFreeTrainee:
   return trainee_lib.derived_trainee(trainee, ScheduleFreeTrainee)
 
 
-@gin.configurable
+@gin.configurable(denylist=trainee_lib.RUN_ARGUMENTS)
 def run_schedule_free(
   trainee: trainee_lib.Trainee,
   initial_learning_rate: float,

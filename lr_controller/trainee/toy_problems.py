@@ -353,7 +353,9 @@ class NoisyQuadraticTrainee(protocol.MonitoredRun):
     return np.array([float(self.schedule(step)) for step in steps])
 
 
-@gin.configurable
+# As for `trainee.build_trainee`: the environment passes the seed, so binding it
+# is a gin error.
+@gin.configurable(denylist=["seed"])
 def build_noisy_quadratic(
   seed: int = 0,
   dim: int = DEFAULT_DIM,

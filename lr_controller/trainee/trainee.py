@@ -44,6 +44,17 @@ from lr_controller.trainee import protocol
 # The trainee's model when gin binds no `build_model.name` (the paper's LeNet).
 DEFAULT_MODEL = "lenet"
 
+# What the caller of a method's run always sets (`adaptive_peers.run_peer` for
+# every peer): the methods' configurables (`run_autolrs`, ...) denylist these,
+# so that binding one is a gin error, not a value the caller overrides.
+RUN_ARGUMENTS = (
+  "initial_learning_rate",
+  "num_steps",
+  "eval_interval",
+  "seed",
+  "evaluate_test",
+)
+
 
 @gin.configurable
 def divergence_rule(
@@ -557,7 +568,10 @@ def _build_model(input_shape: tuple[int, ...], num_classes: int) -> tf.keras.Mod
   )
 
 
-@gin.configurable
+# Every caller passes the seed: binding it is a gin error. (The rate and the
+# schedule are left to gin by the environment and the evaluation, whose runs
+# then `reset` them; every operative_config.gin records them.)
+@gin.configurable(denylist=["seed"])
 def build_trainee(
   seed: int = 0,
   data: data_lib.Data | None = None,
