@@ -10,14 +10,15 @@ import subprocess
 import sys
 
 import gin
+import numpy as np
 import pytest
 
 import official_models
 from lr_controller import gin_utils
 from lr_controller.control import env as env_lib
 from lr_controller.errors import UserError
-from lr_controller.judge import adaptive_peers
-from lr_controller.trainee import fixed_schedule_runs
+from lr_controller.judge import adaptive_peers, baseline_search
+from lr_controller.trainee import fixed_schedule_runs, schedules
 from lr_controller.trainee import trainee as trainee_lib
 
 CONFIGS = sorted(
@@ -267,6 +268,32 @@ def test_evaluation_refuses_a_search_of_another_run_length(tmp_path):
   with pytest.raises(UserError, match=r"search_step_decay.num_steps \(30\).*\(20\)"):
     evaluation.run_baseline_search(str(tmp_path), None, 0, 20, say=lambda s: None)
   assert not os.listdir(os.path.join(tmp_path, "baseline_search"))
+
+
+def test_make_schedule_bindings_reach_the_users_schedule_alone():
+  gin_utils.parse_gin(
+    ["digits_lenet.gin"],  # Binds make_schedule.total_steps = %NUM_STEPS (200).
+    [
+      "make_schedule.name = 'uba'",
+      "make_schedule.initial_learning_rate = 0.5",
+      "make_schedule.phi = 2.0",
+    ],
+    finalize=False,
+  )
+  # train_trainee's schedule takes every binding ...
+  assert np.array_equal(
+    schedules.schedule_values(schedules.make_schedule(), 250),
+    schedules.schedule_values(schedules.build_schedule("uba", 0.5, 200, phi=2.0), 250),
+  )
+  # ... the library's schedules none: step decay of the grid, by its formula.
+  decay = baseline_search.step_decay(
+    {"initial_learning_rate": 0.1, "discount_step": 10, "factor": 0.5}, 30
+  )
+  np.testing.assert_allclose(
+    schedules.schedule_values(decay, 30),
+    0.1 * 0.5 ** np.floor(np.arange(30) / 10),
+    rtol=1e-6,
+  )
 
 
 def test_bound_value_resolves_macros():

@@ -6,7 +6,7 @@ one rule, keep the best-validation weights, test them once), and returns the
 dict of `trainee.run_training` (AutoLRS adds its search cost), so the
 evaluation code treats every method alike. Peers:
 
-* Fixed budgeted schedules of `schedules.make_schedule` ("cosine", "linear",
+* Fixed budgeted schedules of `schedules.build_schedule` ("cosine", "linear",
   "rex", "uba", "one_cycle", "exponential"), run on the given trainee.
 * "reduce_on_plateau": Keras' `ReduceLROnPlateau` driven by the validation loss
   of each evaluation (`run_reduce_on_plateau`).
@@ -56,7 +56,7 @@ from lr_controller.trainee import data as data_lib
 from lr_controller.trainee import protocol, schedules
 from lr_controller.trainee import trainee as trainee_lib
 
-# Peers that are a fixed schedule of `schedules.make_schedule` of the same name.
+# Peers that are a fixed schedule of `schedules.build_schedule` of the same name.
 FIXED_SCHEDULE_PEERS = ("cosine", "linear", "rex", "uba", "one_cycle", "exponential")
 ADAPTIVE_PEERS = (
   "reduce_on_plateau",
@@ -553,7 +553,7 @@ def run_refined(
     initial_learning_rate: peak rate of both runs (> 0).
     num_steps: training steps of each run (>= 2).
     eval_interval: steps between evaluations.
-    base_schedule: a `schedules.make_schedule` name for run 1 (the paper
+    base_schedule: a `schedules.build_schedule` name for run 1 (the paper
       refines linear decay).
     smoothing_window: median-filter width in steps; None uses
       `default_smoothing_window(num_steps)`.
@@ -573,7 +573,7 @@ def run_refined(
   recorder.reset(
     seed,
     initial_learning_rate,
-    schedule=schedules.make_schedule(base_schedule, initial_learning_rate, num_steps),
+    schedule=schedules.build_schedule(base_schedule, initial_learning_rate, num_steps),
   )
   first = trainee_lib.run_training(
     recorder, num_steps=num_steps, eval_interval=eval_interval, evaluate_test=False
@@ -609,7 +609,7 @@ def _fixed_schedule_peer(name: str) -> Callable[..., dict]:
     trainee.reset(
       seed,
       initial_learning_rate,
-      schedule=schedules.make_schedule(name, initial_learning_rate, num_steps),
+      schedule=schedules.build_schedule(name, initial_learning_rate, num_steps),
     )
     return trainee_lib.run_training(
       trainee,
@@ -619,7 +619,9 @@ def _fixed_schedule_peer(name: str) -> Callable[..., dict]:
     )
 
   run.__name__ = f"run_{name}"
-  run.__doc__ = f"Trains with the fixed '{name}' schedule of `schedules.make_schedule`."
+  run.__doc__ = (
+    f"Trains with the fixed '{name}' schedule of `schedules.build_schedule`."
+  )
   return run
 
 

@@ -41,7 +41,7 @@ def _key(run: dict) -> tuple:
 
 def step_decay(setting: dict, total_steps: int):
   """The step-decay schedule of one grid point."""
-  return schedules.make_schedule(
+  return schedules.build_schedule(
     "step_decay",
     initial_learning_rate=setting["initial_learning_rate"],
     total_steps=total_steps,

@@ -18,7 +18,7 @@ number of steps):
   ReduceLROnPlateau, hypergradient descent, ...) each at the initial learning
   rate of a small search on validation loss.
 * Optionally (`untuned_schedules`), what a user runs without any tuning:
-  fixed schedules of `schedules.make_schedule` (say "constant" and "cosine")
+  fixed schedules of `schedules.build_schedule` (say "constant" and "cosine")
   from the very initial learning rate the controller starts each run at,
   named `untuned_<schedule>`, kind "untuned", at no search cost.
 * Every method is run `num_runs` times (paper: 10) with the SAME trainee seeds
@@ -472,7 +472,7 @@ def evaluate_setting(
       UNTUNED_PREFIX + name,
       lambda s, t=untuned_trainee, n=name: run_schedule(
         t,
-        schedules.make_schedule(n, start_rates[s], num_steps),
+        schedules.build_schedule(n, start_rates[s], num_steps),
         start_rates[s],
         s,
         num_steps,

@@ -30,8 +30,11 @@ Budgeted schedules (cosine, linear, REX, UBA, OneCycle) clamp the step to
 [0, T] (OneCycle to [0, T - 1], see `OneCycleSchedule`) and so stay at their
 final value after the budget; the others only clamp negative steps to 0.
 
-`make_schedule` is the gin-configurable factory used by the rest of the
-project; `schedule_values` tabulates a schedule for plots and reports.
+`build_schedule` is the factory the library calls with every argument (the
+step-decay grid, the peers, the untuned schedules); `make_schedule` is the same
+factory configured by gin, for the schedule a user picks (`bin/train_trainee`),
+so its bindings reach that run alone. `schedule_values` tabulates a schedule
+for plots and reports.
 """
 
 from __future__ import annotations
@@ -662,7 +665,7 @@ class OneCycleSchedule(LearningRateSchedule):
 
 # ---------------------------------------------------------------------------
 # Factory. Each constructor takes (initial_learning_rate, total_steps) and the
-# schedule's own keyword arguments (a class's `name` aside); `make_schedule`
+# schedule's own keyword arguments (a class's `name` aside); `build_schedule`
 # rejects any other keyword.
 
 
@@ -728,7 +731,7 @@ SCHEDULES: dict[str, Callable[..., LearningRateSchedule]] = {
 
 
 def schedule_keywords(name: str) -> list[str]:
-  """The keyword arguments `make_schedule` accepts for schedule `name`.
+  """The keyword arguments `build_schedule` accepts for schedule `name`.
 
   Args:
     name: a key of `SCHEDULES`.
@@ -749,14 +752,13 @@ def schedule_keywords(name: str) -> list[str]:
   ]
 
 
-@gin.configurable
-def make_schedule(
-  name: str = "step_decay",
-  initial_learning_rate: float = 0.01,
-  total_steps: int = 1000,
+def build_schedule(
+  name: str,
+  initial_learning_rate: float,
+  total_steps: int,
   **kwargs: Any,
 ) -> tf.keras.optimizers.schedules.LearningRateSchedule:
-  """Builds the learning-rate schedule `name`.
+  """Builds the learning-rate schedule `name` (no gin: the caller sets everything).
 
   Keywords per schedule (defaults in brackets; T = total_steps):
     step_decay: discount_step [ceil(T / 3) steps], factor [0.1].
@@ -794,6 +796,35 @@ def make_schedule(
   _learning_rate("initial_learning_rate", initial_learning_rate)
   total_steps = _int_steps("total_steps", total_steps, minimum=1)
   return SCHEDULES[name](initial_learning_rate, total_steps, **kwargs)
+
+
+@gin.configurable
+def make_schedule(
+  name: str = "step_decay",
+  initial_learning_rate: float = 0.01,
+  total_steps: int = 1000,
+  **kwargs: Any,
+) -> tf.keras.optimizers.schedules.LearningRateSchedule:
+  """The schedule a user picks with gin: `build_schedule` of its bindings.
+
+  Called by `fixed_schedule_runs.train_with_schedule` (`bin/train_trainee`)
+  without arguments, so every binding (`make_schedule.name = 'cosine'`,
+  `make_schedule.total_steps = %NUM_STEPS`, a schedule's own keyword such as
+  `make_schedule.phi = 2.0`) takes effect there. The library's other
+  schedules (the step-decay grid, the peers, the untuned schedules) come from
+  `build_schedule`, which gin does not reach.
+
+  Args:
+    name, initial_learning_rate, total_steps, **kwargs: as for
+      `build_schedule`.
+
+  Returns:
+    The schedule.
+
+  Raises:
+    UserError: as `build_schedule`.
+  """
+  return build_schedule(name, initial_learning_rate, total_steps, **kwargs)
 
 
 def schedule_values(schedule: Callable[[Any], Any], num_steps: int) -> np.ndarray:
