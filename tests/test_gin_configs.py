@@ -270,6 +270,17 @@ def test_evaluation_refuses_a_search_of_another_run_length(tmp_path):
   assert not os.listdir(os.path.join(tmp_path, "baseline_search"))
 
 
+def test_evaluation_refuses_search_repeats_it_would_not_use(tmp_path):
+  from lr_controller.judge import evaluation
+
+  gin_utils.parse_gin(
+    ["digits_lenet.gin", "smoke.gin"], ["search_step_decay.num_repeats = 3"], False
+  )
+  with pytest.raises(UserError, match=r"search_step_decay.num_repeats \(3\) is not"):
+    evaluation.run_baseline_search(str(tmp_path), None, 0, 20, say=lambda s: None)
+  assert not os.listdir(os.path.join(tmp_path, "baseline_search"))
+
+
 def test_make_schedule_bindings_reach_the_users_schedule_alone():
   gin_utils.parse_gin(
     ["digits_lenet.gin"],  # Binds make_schedule.total_steps = %NUM_STEPS (200).

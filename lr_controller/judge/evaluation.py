@@ -161,21 +161,13 @@ def _value(value: float | None) -> str:
   return "none" if value is None else f"{value:.4f}"
 
 
-def _bound(name: str, default: Any) -> Any:
-  """The gin-bound value of `configurable.parameter`, else `default`."""
-  try:
-    return gin.query_parameter(name)
-  except ValueError:
-    return default
-
-
 def describe_setting(env: env_lib.LearningRateControlEnv, trainee: Any) -> dict:
   """What the current gin configuration trains: data, model, optimizer, sizes."""
-  rates = _bound("create_environment.initial_learning_rates", [0.01])
+  rates = gin_utils.bound_value("create_environment.initial_learning_rates", [0.01])
   if not isinstance(rates, Sequence) or not all(
     isinstance(r, numbers.Real) for r in rates
   ):
-    rates = []  # A gin macro or reference: not resolvable here.
+    rates = []  # A gin reference: not resolvable here (macros are resolved).
   return {
     **trainee.describe(),
     "num_steps": env.num_steps,
@@ -207,17 +199,17 @@ def run_baseline_search(
     `search` (the search.json path) and the search's `grid`.
 
   Raises:
-    UserError: for a missing, malformed or unfinished search file.
+    UserError: for a missing, malformed or unfinished search file, or (when
+      searching) a `search_step_decay.num_steps` other than `num_steps` or a
+      `search_step_decay.num_repeats` other than 0.
   """
   if baseline_search_path is None:
     search_dir = os.path.join(root_dir, constants.BASELINE_SEARCH_DIR)
     os.makedirs(search_dir, exist_ok=True)
     say(f"searching the step-decay baseline into {search_dir}")
+    defaults = inspect.signature(baseline_search.search_step_decay).parameters
     searched = gin_utils.bound_value(
-      "search_step_decay.num_steps",
-      inspect.signature(baseline_search.search_step_decay)
-      .parameters["num_steps"]
-      .default,
+      "search_step_decay.num_steps", defaults["num_steps"].default
     )
     if searched != num_steps:
       raise UserError(
@@ -225,9 +217,18 @@ def run_baseline_search(
         f"the evaluated runs, create_environment.num_steps ({num_steps}): bind "
         "both to the same value"
       )
-    record = baseline_search.search_step_decay(
-      search_dir, seed=seed, num_repeats=0, say=say
+    # The evaluation runs the best setting itself, on its evaluation seeds:
+    # the search's repeats (seeds from the selection seed on) would be unused.
+    repeats = gin_utils.bound_value(
+      "search_step_decay.num_repeats", defaults["num_repeats"].default
     )
+    if repeats != 0:
+      raise UserError(
+        f"search_step_decay.num_repeats ({repeats}) is not used by the "
+        "evaluation, which runs the best setting on its own seeds: remove the "
+        "binding (search_baseline --num_repeats repeats it)"
+      )
+    record = baseline_search.search_step_decay(search_dir, seed=seed, say=say)
     path = os.path.join(search_dir, constants.SEARCH_JSON)
   else:
     path = baseline_search_path
