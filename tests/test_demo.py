@@ -63,6 +63,19 @@ class DemoTest(tf.test.TestCase):
     self.assertIn("imagenet", lines[0])
     self.assertFalse(os.path.exists(os.path.join(cwd, "runs")))
 
+  def test_a_bound_number_of_runs_takes_effect(self):
+    # Without --num_runs the evaluation's runs are gin's evaluate.num_runs.
+    cwd = tempfile.mkdtemp(prefix="lrc_test_demo_")
+    done = _demo(cwd, "--gin_bindings=evaluate.num_runs=1")
+    self.assertEqual(done.returncode, subprocesses.EXIT_USER_ERROR)
+    lines = done.stderr.strip().splitlines()
+    self.assertLen(lines, 1, done.stderr)
+    self.assertEqual(
+      lines[0],
+      "error: evaluate.num_runs must be at least 2 for the t-tests, got 1",
+    )
+    self.assertFalse(os.path.exists(os.path.join(cwd, "runs")))
+
 
 if __name__ == "__main__":
   tf.test.main()

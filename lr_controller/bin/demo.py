@@ -14,12 +14,13 @@ figures are. Re-running resumes the controller and reuses its finished
 episodes.
 """
 
+import inspect
 import os
 import time
 
 from absl import flags
 
-from lr_controller import constants, gin_utils
+from lr_controller import checks, constants, gin_utils
 from lr_controller.bin import cli
 from lr_controller.errors import UserError
 
@@ -33,7 +34,12 @@ SETTINGS = {
 }
 DEFAULT_SETTING = "digits"
 
-flags.DEFINE_integer("num_runs", 10, "Seeds per method in the evaluation.")
+flags.DEFINE_integer(
+  "num_runs",
+  None,
+  "Seeds per method in the evaluation (overrides evaluate.num_runs; default: "
+  "the config's, else 10).",
+)
 flags.DEFINE_enum(
   "setting", DEFAULT_SETTING, sorted(SETTINGS), "The offline setting to run."
 )
@@ -51,13 +57,23 @@ def main(argv):
   from lr_controller.control import controller_training
   from lr_controller.judge import evaluation, report
 
-  if FLAGS.num_runs < 2:
+  if FLAGS.num_runs is not None and FLAGS.num_runs < 2:
     raise UserError(
       f"--num_runs must be at least 2 for the t-tests, got {FLAGS.num_runs}"
     )
-  root_dir = cli.make_root_dir(FLAGS.root_dir or default_root(FLAGS.setting))
   gin_files = [SETTINGS[FLAGS.setting], *FLAGS.gin_file]
   files = gin_utils.parse_gin(gin_files, FLAGS.gin_bindings, finalize=False)
+  # Runs per method: the flag, else gin's evaluate.num_runs, which then takes
+  # effect (the flag alone overrides it).
+  eval_kwargs = {} if FLAGS.num_runs is None else {"num_runs": FLAGS.num_runs}
+  num_runs = FLAGS.num_runs or gin_utils.bound_value(
+    "evaluate.num_runs",
+    inspect.signature(evaluation.evaluate).parameters["num_runs"].default,
+  )
+  checks.integer(
+    "evaluate.num_runs", num_runs, minimum=2, what="at least 2 for the t-tests"
+  )
+  root_dir = cli.make_root_dir(FLAGS.root_dir or default_root(FLAGS.setting))
   with gin_utils.recorded_config(root_dir, files, FLAGS.gin_bindings):
     start = time.perf_counter()
 
@@ -70,9 +86,7 @@ def main(argv):
       controller_dir, seed=FLAGS.seed, say=cli.say, **kwargs
     )
 
-    cli.say(
-      f"[2/2] evaluating against step decay and peers ({FLAGS.num_runs} seeds each)"
-    )
+    cli.say(f"[2/2] evaluating against step decay and peers ({num_runs} seeds each)")
     eval_dir = cli.make_root_dir(os.path.join(root_dir, constants.EVAL_DIR))
     setting = evaluation.Setting(
       name=FLAGS.setting,
@@ -83,9 +97,9 @@ def main(argv):
       eval_dir,
       trained["policy_dir"],
       seed=FLAGS.seed,
-      num_runs=FLAGS.num_runs,
       setting=setting,
       say=cli.say,
+      **eval_kwargs,
     )
     gin_utils.write_operative_config(root_dir)
   cli.say("")
