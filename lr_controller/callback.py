@@ -254,7 +254,7 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
     lr_log_path: if set, a `.csv` or `.jsonl` file that receives one row per
       decision (columns `LOG_FIELDS`: step, lr, action, val_loss, train_loss);
       rewritten at each `fit`, appended to as training goes.
-    verbose: 1 prints one line per decision.
+    verbose: 0 (or False) is silent; 1 (or True) prints one line per decision.
     probe_data: used only without `validation_data`: inputs `x` (or a tuple
       whose first entry is `x`, or a dataset) whose softmax outputs give the
       probability features; val_loss is then the chunk's training loss (see the
@@ -361,7 +361,12 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
         "pass validation_data=(x, y)"
       )
     self.restore_best_weights = restore_best_weights
-    self.verbose = int(verbose)
+    self.verbose = checks.integer(
+      "verbose",
+      int(verbose) if isinstance(verbose, bool) else verbose,  # Keras takes True.
+      minimum=0,
+      what="an integer >= 0 (0: silent, 1: a line per decision)",
+    )
     self.history: list[dict] = []
     self.observations: list[np.ndarray] = []
     self.step_types: list[int] = []

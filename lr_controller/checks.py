@@ -55,11 +55,23 @@ def positive(name: str, value: Any, what: str = "a finite number > 0") -> float:
 
 
 def between(
-  name: str, value: Any, low: float, high: float, what: str | None = None
+  name: str,
+  value: Any,
+  low: float,
+  high: float,
+  what: str | None = None,
+  closed: bool = False,
 ) -> float:
-  """`value` as a float; UserError unless low < value < high (bounds excluded)."""
-  if not _finite(value) or not low < float(value) < high:
-    raise _fail(name, what or f"a number in ({low:g}, {high:g})", value)
+  """`value` as a float; UserError unless low < value < high.
+
+  With `closed`, the bounds are allowed: low <= value <= high.
+  """
+  inside = _finite(value) and (
+    low <= float(value) <= high if closed else low < float(value) < high
+  )
+  if not inside:
+    interval = f"[{low:g}, {high:g}]" if closed else f"({low:g}, {high:g})"
+    raise _fail(name, what or f"a number in {interval}", value)
   return float(value)
 
 

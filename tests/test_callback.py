@@ -493,6 +493,19 @@ class LearnedLRSchedulerTest(tf.test.TestCase):
         self.policy_dir, probe_data=xv, restore_best_weights=True
       )
 
+  def test_verbose_is_checked(self):
+    _, (xv, yv) = _data()
+    for verbose, expected in ((True, 1), (False, 0), (1, 1), (0.0, 0)):
+      scheduler = lr_controller.LearnedLRScheduler(
+        self.policy_dir, validation_data=(xv, yv), verbose=verbose
+      )
+      self.assertEqual(scheduler.verbose, expected)
+    for bad in (-1, 0.5, "yes", None):
+      with self.assertRaisesRegex(UserError, r"^verbose must be an integer >= 0"):
+        lr_controller.LearnedLRScheduler(
+          self.policy_dir, validation_data=(xv, yv), verbose=bad
+        )
+
   def test_no_data_is_an_error_for_probability_features(self):
     with self.assertRaisesRegex(UserError, "validation_data.*probe_data"):
       lr_controller.LearnedLRScheduler(self.policy_dir)

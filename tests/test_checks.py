@@ -37,6 +37,11 @@ def test_number_between_and_boolean():
   for bad in (0, 1, 1.5, math.nan, "0.5"):
     with pytest.raises(UserError, match=r"^p must be a number in \(0, 1\), got "):
       checks.between("p", bad, 0, 1)
+  assert checks.between("p", 0, 0, 1, closed=True) == 0.0
+  assert checks.between("p", 1, 0, 1, closed=True) == 1.0
+  for bad in (-0.1, 1.5, math.nan, math.inf, True):
+    with pytest.raises(UserError, match=r"^p must be a number in \[0, 1\], got "):
+      checks.between("p", bad, 0, 1, closed=True)
   assert checks.boolean("b", False) is False
   for bad in (0, 1, "yes", None):
     with pytest.raises(UserError, match="^b must be True or False, got "):

@@ -39,7 +39,6 @@ validation loss (never the test split).
 from __future__ import annotations
 
 import itertools
-import numbers
 import types
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -333,13 +332,9 @@ def run_reduce_on_plateau(
   Returns:
     The `trainee_lib.run_training` dict.
   """
-  if isinstance(factor, bool) or not isinstance(factor, numbers.Real):
-    raise UserError(f"factor must be a number in (0, 1), got {factor!r}")
-  if not 0 < factor < 1:
-    raise UserError(f"factor must be in (0, 1), got {factor!r}")
   callback = tf.keras.callbacks.ReduceLROnPlateau(
     monitor="val_loss",
-    factor=float(factor),
+    factor=checks.between("factor", factor, 0, 1),
     patience=checks.integer("patience", patience, minimum=0),
     verbose=0,
     mode="min",

@@ -15,8 +15,6 @@ the training step once. Finished runs are saved after each one in
 from __future__ import annotations
 
 import itertools
-import math
-import numbers
 import os
 import statistics
 import time
@@ -47,15 +45,6 @@ def step_decay(setting: dict, total_steps: int):
     total_steps=total_steps,
     discount_step=setting["discount_step"],
     factor=setting["factor"],
-  )
-
-
-def _is_number(value) -> bool:
-  """A finite real number (not a bool, not a string)."""
-  return (
-    isinstance(value, numbers.Real)
-    and not isinstance(value, bool)
-    and math.isfinite(value)
   )
 
 
@@ -126,18 +115,12 @@ def search_step_decay(
   for lr in _nonempty_list("initial_learning_rates", initial_learning_rates):
     trainee_lib.check_learning_rate(lr)
   for ds in _nonempty_list("discount_steps", discount_steps):
-    if not _is_number(ds) or int(ds) != ds or ds <= 0:
-      raise UserError(
-        f"discount step must be a positive whole number of steps, got {ds!r}"
-      )
+    checks.integer("discount step", ds, what="a positive whole number of steps")
   for f in _nonempty_list("factors", factors):
-    if not _is_number(f) or not f > 0:
-      raise UserError(f"decay factor must be positive, got {f!r}")
-  if not _is_number(num_steps) or int(num_steps) != num_steps or num_steps <= 0:
-    raise UserError(f"num_steps must be a positive integer, got {num_steps!r}")
+    checks.positive("decay factor", f)
+  num_steps = checks.integer("num_steps", num_steps, what="a positive integer")
   eval_interval = checks.integer("eval_interval", eval_interval)
-  if not _is_number(num_repeats) or int(num_repeats) != num_repeats:
-    raise UserError(f"num_repeats must be an integer, got {num_repeats!r}")
+  num_repeats = checks.integer("num_repeats", num_repeats, minimum=0)
   grid = {
     "initial_learning_rates": [float(x) for x in initial_learning_rates],
     "discount_steps": [int(x) for x in discount_steps],

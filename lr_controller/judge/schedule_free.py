@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import numbers
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -36,6 +35,7 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from lr_controller import checks
 from lr_controller.errors import UserError
 from lr_controller.trainee import data as data_lib
 from lr_controller.trainee import trainee as trainee_lib
@@ -48,24 +48,11 @@ DEFAULT_WARMUP_FRACTION = 0.05
 
 
 def _check_beta(beta: Any) -> float:
-  if (
-    isinstance(beta, bool)
-    or not isinstance(beta, numbers.Real)
-    or not 0 <= float(beta) <= 1
-  ):
-    raise UserError(f"beta must be a number in [0, 1], got {beta!r}")
-  return float(beta)
+  return checks.between("beta", beta, 0, 1, closed=True)
 
 
 def _check_warmup_steps(warmup_steps: Any) -> int:
-  if (
-    isinstance(warmup_steps, bool)
-    or not isinstance(warmup_steps, numbers.Real)
-    or not float(warmup_steps).is_integer()
-    or warmup_steps < 0
-  ):
-    raise UserError(f"warmup_steps must be an integer >= 0, got {warmup_steps!r}")
-  return int(warmup_steps)
+  return checks.integer("warmup_steps", warmup_steps, minimum=0)
 
 
 @tf.keras.utils.register_keras_serializable(package="lr_controller")
@@ -401,14 +388,10 @@ def run_schedule_free(
   Returns:
     The `trainee_lib.run_training` dict; history rows' `lr` is gamma.
   """
-  if (
-    isinstance(warmup_fraction, bool)
-    or not isinstance(warmup_fraction, numbers.Real)
-    or not 0 <= float(warmup_fraction) <= 1
-  ):
-    raise UserError(f"warmup_fraction must be in [0, 1], got {warmup_fraction!r}")
-  if isinstance(num_steps, bool) or not isinstance(num_steps, numbers.Integral):
-    raise UserError(f"num_steps must be an integer, got {num_steps!r}")
+  warmup_fraction = checks.between(
+    "warmup_fraction", warmup_fraction, 0, 1, closed=True
+  )
+  num_steps = checks.integer("num_steps", num_steps)
   sf = schedule_free_trainee(trainee)
   sf.optimizer.beta = beta
   sf.optimizer.warmup_steps = int(math.floor(warmup_fraction * num_steps + 0.5))

@@ -38,10 +38,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from collections.abc import Callable
 from typing import Any
 
+from lr_controller import checks
 from lr_controller.errors import UserError
 
 # A chunk's mean training loss above this (nats) is divergence.
@@ -75,26 +75,15 @@ class DivergenceRule:
 
   def __post_init__(self):
     bound = self.max_train_loss
-    if (
-      isinstance(bound, bool)
-      or not isinstance(bound, numbers.Real)
-      or math.isnan(bound)
-      or not bound > 0
-    ):
-      raise UserError(f"max_train_loss must be a number > 0, got {bound!r}")
+    if isinstance(bound, bool) or bound != math.inf:  # inf: only a non-finite loss.
+      bound = checks.positive("max_train_loss", bound, "a number > 0 (or inf)")
     object.__setattr__(self, "max_train_loss", float(bound))
     ratio = self.max_val_loss_ratio
     if ratio is not None:
-      if (
-        isinstance(ratio, bool)
-        or not isinstance(ratio, numbers.Real)
-        or not math.isfinite(ratio)
-        or not ratio > 1
-      ):
-        raise UserError(
-          f"max_val_loss_ratio must be a finite number above 1 or None, got {ratio!r}"
-        )
-      object.__setattr__(self, "max_val_loss_ratio", float(ratio))
+      ratio = checks.between(
+        "max_val_loss_ratio", ratio, 1, math.inf, "a finite number above 1 or None"
+      )
+      object.__setattr__(self, "max_val_loss_ratio", ratio)
 
   def train_loss_diverged(self, train_loss: float) -> bool:
     """Whether a chunk's mean training loss (nats) means divergence."""

@@ -227,12 +227,11 @@ class NoisyQuadraticTrainee(protocol.MonitoredRun):
 
     Raises:
       RuntimeError: if the run already diverged.
-      ValueError: if `num_steps` is not positive.
+      UserError: if `num_steps` is not a positive integer.
     """
     if self.diverged:
       raise RuntimeError("the trainee diverged; reset it before training further")
-    if num_steps <= 0:
-      raise ValueError(f"num_steps must be positive, got {num_steps}")
+    num_steps = checks.integer("num_steps", num_steps)
     rates = self._step_rates(num_steps)
     h = self.curvatures
     # Minibatch optima c = -noise_scale * z / sqrt(h), drawn for the whole chunk.

@@ -382,8 +382,7 @@ class Trainee(protocol.MonitoredRun):
     """
     if self.diverged:
       raise RuntimeError("the trainee diverged; reset it before training further")
-    if num_steps <= 0:
-      raise ValueError(f"num_steps must be positive, got {num_steps}")
+    num_steps = checks.integer("num_steps", num_steps)
     rates = self._step_rates(num_steps)
     loss = float(self._train_loop(self._train_iterator, rates))
     self.monitor.observe_training(loss)
@@ -646,10 +645,8 @@ def run_training(
     with `step`, `lr` (the rate used by the chunk's last step), `train_loss`,
     `val_loss`, `val_accuracy` (these two None for the chunk that diverged).
   """
-  if num_steps <= 0:
-    raise UserError(f"num_steps must be positive, got {num_steps}")
-  if eval_interval <= 0:
-    raise UserError(f"eval_interval must be positive, got {eval_interval}")
+  num_steps = checks.integer("num_steps", num_steps)
+  eval_interval = checks.integer("eval_interval", eval_interval)
   start = time.perf_counter()
   if trainee.first_val_loss is None and not trainee.diverged:
     trainee.validate()
