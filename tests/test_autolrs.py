@@ -1,5 +1,7 @@
 """Tests of AutoLRS: stage plan, exponential forecasts, snapshots, stage search."""
 
+import math
+
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
@@ -7,7 +9,7 @@ from absl.testing import parameterized
 from lr_controller import testing
 from lr_controller.errors import UserError
 from lr_controller.judge import adaptive_peers, autolrs
-from lr_controller.trainee import toy_problems
+from lr_controller.trainee import protocol, toy_problems
 from lr_controller.trainee import trainee as trainee_lib
 
 
@@ -153,6 +155,27 @@ class SnapshotTest(tf.test.TestCase):
 
 
 class StageSearchTest(tf.test.TestCase):
+  def test_a_trial_diverges_by_the_protocols_rule(self):
+    # At rate 3 the stiffest coordinate grows 2x per step: the validation loss
+    # rises past 2x the run's first long before it stops being finite.
+    rule = protocol.DivergenceRule(max_train_loss=math.inf, max_val_loss_ratio=2.0)
+    quadratic = toy_problems.NoisyQuadraticTrainee(seed=0, rule=rule)
+    quadratic.reset(0, 0.1)
+    first = quadratic.validate().loss  # The run's first: the rule's reference.
+    _, (trial,) = autolrs.search_stage(
+      quadratic, 3.0, (1e-3, 10.0), 16, 16, num_candidates=1
+    )
+    # The same steps by hand (the search restored the run; one step per chunk).
+    quadratic.set_learning_rate(3.0)
+    steps = 0
+    while steps < 16 and quadratic.evaluate("validation").loss <= 2.0 * first:
+      quadratic.train(1)
+      steps += 1
+    self.assertTrue(trial.diverged)
+    self.assertEqual(trial.steps, steps)
+    self.assertLess(steps, 16)
+    self.assertFalse(quadratic.diverged)  # Trials leave the run as it was.
+
   def test_finds_a_near_optimal_rate_from_a_poor_incumbent(self):
     # From theta_0 the best 40-step constant rate is 0.3-0.55 (closed form);
     # the incumbent 0.01 is 8-15x worse. k = 6 candidates with kappa = 1

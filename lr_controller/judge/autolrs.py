@@ -42,7 +42,8 @@ candidate 1 is the incumbent, not a random point (runs are deterministic);
 the loss curve is the validation loss
 measured during the trial by default ("training" uses the chunks' mean
 training losses, as the authors' code does before tau reaches tau_max) and is
-not spline-smoothed first; a trial that diverges, or a forecast above twice
+not spline-smoothed first; a trial that diverges (by the protocol's rule,
+which stops it as it would stop the real training), or a forecast above twice
 the stage's starting validation loss, scores that cap (the authors' code
 feeds 1e6, which would swamp the GP). The acquisition is the authors'
 server's: LCB with kappa = 1e6, nearly pure exploration (each candidate goes
@@ -384,10 +385,18 @@ def _trial_curve(
   `start_loss` at step 0. "training": each chunk's mean training loss at the
   chunk's mean step (the loss of step s is taken before its update, at the
   weights after s steps).
+
+  A trial diverges, and stops, by the protocol's rule (`trainee.rule`), as
+  the real training at its rate would: on a chunk's training loss (`train`
+  applies it) or on a validation loss, whose reference is the run's first
+  validation loss (in stage 1, before the run has validated, `start_loss`:
+  the same initial weights).
   """
   num_chunks = min(trial_steps, MAX_TRIAL_POINTS)
   sizes = [len(chunk) for chunk in np.array_split(np.arange(trial_steps), num_chunks)]
   steps, losses = ([0.0], [start_loss]) if loss_series == "validation" else ([], [])
+  first = trainee.first_val_loss
+  reference = start_loss if first is None else first
   done = 0
   for size in sizes:
     train_loss = trainee.train(int(size))
@@ -396,11 +405,13 @@ def _trial_curve(
     if loss_series == "validation":
       loss = trainee.evaluate("validation").loss
       steps.append(float(done + size))
+      diverged = trainee.rule.val_loss_diverged(loss, reference)
     else:
       loss = train_loss
       steps.append(done + (size - 1) / 2)
+      diverged = False  # `train` applied the rule to this loss.
     done += int(size)
-    if not math.isfinite(loss):
+    if diverged:
       return steps, losses, True, done
     losses.append(loss)
   return steps, losses, False, done

@@ -187,6 +187,7 @@ class TraineeRun(Protocol):
 
   learning_rate: float
   global_step: int
+  rule: protocol.DivergenceRule  # The run's divergence rule.
   diverged: bool  # By `protocol`'s rule; a diverged run takes no more steps.
   first_val_loss: float | None  # The reference of the rule (None before any).
   best_val_loss: float
