@@ -5,9 +5,12 @@ held-out trainees, never against a fixed number: the frozen controller
 (every action 0: the initial rate throughout) and the two collapsing ones
 (every action at +max or -max: the rate driven to a bound).
 
-Style guide rule 18: the margins in test_learning.py's docstrings were
-measured with this script in the three numerics configurations, one process
-at a time:
+A test of a learned outcome must pass for the right reason on any machine of
+the kind, by criteria that a frozen or collapsing controller fails; seeded
+runs repeat bit for bit only on one CPU. So the margins in
+test_learning.py's docstrings were measured with this script in three
+numerics configurations (1 and 2 intra-op threads, and 2 with
+`TF_ENABLE_ONEDNN_OPTS=0`), one process at a time:
 
   TF_NUM_INTRAOP_THREADS=1 .venv/bin/python tests/learning_check.py digits
   TF_NUM_INTRAOP_THREADS=2 .venv/bin/python tests/learning_check.py digits

@@ -9,11 +9,13 @@ machine's numerics instead of being a number from one CPU.
 
 Seeded runs repeat bit for bit on one machine but not across CPUs (oneDNN's
 kernels, thread counts): PPO then takes another path, as from another seed.
-So each margin below was measured in three numerics configurations, and on
-more controller seeds, with `tests/learning_check.py` (style guide rule 18);
-the bars leave room in every one, while the frozen controller and the
-collapsing ones (every action at a bound: the rate driven to the maximum or
-the minimum) fail them. TensorFlow honours `TF_NUM_INTRAOP_THREADS` here
+So each margin below was measured in three numerics configurations (1 and 2
+intra-op threads, and 2 with `TF_ENABLE_ONEDNN_OPTS=0`), and on more
+controller seeds, with `tests/learning_check.py`: a test of a learned outcome
+must pass for the right reason on any machine of the kind. The bars leave
+room in every one, while the frozen controller and the collapsing ones
+(every action at a bound: the rate driven to the maximum or the minimum)
+fail them. TensorFlow honours `TF_NUM_INTRAOP_THREADS` here
 (nothing in the package or the tests sets `tf.config.threading`; checked: its
 intra-op pool grows and shrinks with the variable). Op determinism is on, so
 a configuration repeats its numbers.
