@@ -180,9 +180,9 @@ CALLERS_SET = {
   "transfer": ("root_dir", "policy_dir", "task_set_path", "seed", "say"),
   "search_step_decay": ("root_dir", "seed", "say"),
   "train_with_schedule": ("root_dir", "seed", "say"),
-  # A trainee's seed.
-  "build_trainee": ("seed",),
-  "build_noisy_quadratic": ("seed",),
+  # A trainee's seed, rate and schedule: set by every caller, reset every run.
+  "build_trainee": ("seed", "initial_learning_rate", "schedule"),
+  "build_noisy_quadratic": ("seed", "initial_learning_rate", "schedule"),
   "make_optimizer": ("learning_rate",),
   "create_environment": ("seed",),
   "create_agent": ("time_step_spec", "action_spec", "train_step_counter"),

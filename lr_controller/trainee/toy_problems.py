@@ -352,9 +352,9 @@ class NoisyQuadraticTrainee(protocol.MonitoredRun):
     return np.array([float(self.schedule(step)) for step in steps])
 
 
-# As for `trainee.build_trainee`: the environment passes the seed, so binding it
-# is a gin error.
-@gin.configurable(denylist=["seed"])
+# As for `trainee.build_trainee`: the environment sets the seed and `reset`s
+# every run's rate and schedule, so binding any of them is a gin error.
+@gin.configurable(denylist=["seed", "initial_learning_rate", "schedule"])
 def build_noisy_quadratic(
   seed: int = 0,
   dim: int = DEFAULT_DIM,

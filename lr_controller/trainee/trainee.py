@@ -568,10 +568,10 @@ def _build_model(input_shape: tuple[int, ...], num_classes: int) -> tf.keras.Mod
   )
 
 
-# Every caller passes the seed: binding it is a gin error. (The rate and the
-# schedule are left to gin by the environment and the evaluation, whose runs
-# then `reset` them; every operative_config.gin records them.)
-@gin.configurable(denylist=["seed"])
+# Every caller sets the seed, the rate and the schedule (the step-decay grid
+# and train_trainee pass them; the environment and the evaluation `reset`
+# every run to their own), so binding any of them is a gin error.
+@gin.configurable(denylist=["seed", "initial_learning_rate", "schedule"])
 def build_trainee(
   seed: int = 0,
   data: data_lib.Data | None = None,
