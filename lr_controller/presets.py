@@ -67,6 +67,15 @@ def preset_path(name: str) -> str:
   return os.path.join(_preset_root(), name)
 
 
+def preset_name(policy_dir: str | os.PathLike) -> str | None:
+  """The name of the shipped preset stored at `policy_dir`; None for any other path."""
+  path = os.path.realpath(os.fspath(policy_dir))
+  for name in list_presets():
+    if os.path.realpath(os.path.join(_preset_root(), name)) == path:
+      return name
+  return None
+
+
 def describe(policy: str | os.PathLike) -> str:
   """One line about a controller: a preset's name or a policy directory.
 

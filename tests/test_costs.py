@@ -5,7 +5,7 @@ import types
 
 import tensorflow as tf
 
-from lr_controller import constants, io_utils
+from lr_controller import constants, io_utils, presets
 from lr_controller.errors import UserError
 from lr_controller.judge import costs, evaluation
 
@@ -130,6 +130,19 @@ class CostsTest(tf.test.TestCase):
     self.assertEqual(cost(constants.LAST_POLICY_DIR, 3)["steps"], 300)
     elsewhere = types.SimpleNamespace(path=self.create_tempdir().full_path)
     self.assertIsNone(evaluation._controller_training_cost(elsewhere, {"episodes": 1}))
+
+  def test_a_shipped_preset_costs_its_user_nothing(self):
+    shipped = types.SimpleNamespace(path=presets.preset_path("general"))
+    self.assertEqual(
+      evaluation._controller_training_cost(shipped, {"episodes": 384}),
+      costs.nothing_paid("none: the shipped preset 'general'"),
+    )
+    self.assertEqual(
+      costs.nothing_paid("none: untuned"),
+      {"what": "none: untuned", "runs": 0, "steps": 0, "seconds": 0.0},
+    )
+    self.assertEqual(presets.preset_name(presets.preset_path("general")), "general")
+    self.assertIsNone(presets.preset_name(self.create_tempdir().full_path))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from lr_controller.errors import UserError
 from lr_controller.judge import (
   adaptive_peers,
   comparison,
+  costs,
   evaluation,
   method_runs,
   replay,
@@ -290,6 +291,9 @@ class EvaluationTest(tf.test.TestCase):
     controller = methods[evaluation.CONTROLLER]
     replayed = methods[replay.REPLAY]
     self.assertEqual(replayed["kind"], "replay")
+    self.assertEqual(
+      replayed["cost"]["setup"], costs.nothing_paid("none: the controller's mean path")
+    )
     self.assertEqual(replayed["seeds"], controller["seeds"])
     rates = np.array([r["learning_rates"] for r in controller["runs"]], np.float64)
     expected = np.exp(np.log(rates).mean(axis=0))  # Per decision, over runs.
@@ -311,7 +315,8 @@ class EvaluationTest(tf.test.TestCase):
       method = methods[name]
       self.assertEqual(method["kind"], "untuned")
       self.assertEqual(method["seeds"], controller["seeds"])
-      self.assertEqual(method["cost"]["setup"], None)  # Nothing searched.
+      # Nothing searched.
+      self.assertEqual(method["cost"]["setup"], costs.nothing_paid("none: untuned"))
       for run, lr0 in zip(method["runs"], starts):
         # The schedule from where the controller began; a record holds the
         # rate of the last step of each 10-step chunk.

@@ -8,6 +8,8 @@ A method's cost has two parts:
   runs on validation trainees; a warm-started controller adds its source
   run's, up to the checkpoint it started from). The controller pays it once and is then
   free on every later training run, which is its whole argument.
+  A shipped preset's training was paid by the package, not by its user: its
+  setup is nothing (`nothing_paid`), as is an untuned schedule's.
 * `per_run`: the mean steps and seconds of one evaluated run, counting steps
   that a method trains and throws away (AutoLRS's trial steps).
 
@@ -55,6 +57,11 @@ def runs_cost(runs: Sequence[dict], what: str, num_steps: int | None = None) -> 
     "steps": sum(steps_of_run(r, num_steps) for r in runs),
     "seconds": _total(r.get("seconds") for r in runs),
   }
+
+
+def nothing_paid(what: str) -> dict:
+  """The setup cost of a method that pays nothing before its runs: {what, 0, 0, 0}."""
+  return {"what": what, "runs": 0, "steps": 0, "seconds": 0.0}
 
 
 def per_run_cost(runs: Sequence[dict]) -> dict:

@@ -73,7 +73,7 @@ from typing import Any
 import gin
 import tensorflow as tf
 
-from lr_controller import checks, constants, gin_utils, io_utils
+from lr_controller import checks, constants, gin_utils, io_utils, presets
 from lr_controller.control import env as env_lib
 from lr_controller.errors import UserError
 from lr_controller.judge import adaptive_peers, baseline_search, costs, replay, report
@@ -462,7 +462,7 @@ def evaluate_setting(
       vs_controller={
         metric: compare(replay_runs, controller_runs, metric) for metric in METRICS
       },
-      cost=_cost(None, replay_runs),
+      cost=_cost(costs.nothing_paid("none: the controller's mean path"), replay_runs),
     )
   )
   # What a user runs untuned: from the rate each controller run started at.
@@ -490,7 +490,7 @@ def evaluate_setting(
         vs_controller={
           metric: compare(runs, controller_runs, metric) for metric in METRICS
         },
-        cost=_cost(None, runs),
+        cost=_cost(costs.nothing_paid("none: untuned"), runs),
       )
     )
   for peer, tuned in peers.items():
@@ -552,6 +552,8 @@ def _cost(setup: dict | None, runs: Sequence[dict]) -> dict:
 def _controller_training_cost(policy: Any, metadata: dict) -> dict | None:
   """The controller's training cost from its run's logs; None without them.
 
+  A shipped preset (`presets.preset_name`) costs its user nothing.
+
   The policy directory is ROOT/policies/<name> of a `train_controller` run.
   Finding `greedy_policy` took the whole run (every episode and selection,
   also those after the chosen policy's export); `greedy_policy_NNNNNN`, what
@@ -559,6 +561,9 @@ def _controller_training_cost(policy: Any, metadata: dict) -> dict | None:
   other policy, the run up to its export (its metadata's `episodes`).
   """
   path = os.path.abspath(policy.path)
+  preset = presets.preset_name(path)
+  if preset is not None:
+    return costs.nothing_paid(f"none: the shipped preset {preset!r}")
   root = os.path.dirname(os.path.dirname(path))
   if not os.path.isfile(os.path.join(root, constants.EPISODES_JSONL)):
     return None
