@@ -563,6 +563,22 @@ class EvaluationTest(tf.test.TestCase):
     self.assertIn("num_steps (25) must be a multiple of action_interval (10)", message)
     self.assertEqual(os.listdir(root), [])  # Before any training.
 
+  def test_a_bound_trainee_fn_is_a_one_line_error_before_any_training(self):
+    # The evaluation trains Keras trainees for every method: the noisy
+    # quadratic of a bound trainee_fn would be silently replaced.
+    _parse(["create_environment.trainee_fn = @build_noisy_quadratic"])
+    root = self.create_tempdir().full_path
+    with self.assertRaises(UserError) as raised:
+      evaluation.evaluate(root, self.policy_dir, num_runs=2, peers=(), say=_quiet)
+    # gin appends "In call to configurable ..." lines; binaries print the first.
+    self.assertEqual(
+      str(raised.exception).splitlines()[0],
+      "create_environment.trainee_fn is bound to @build_noisy_quadratic, but the "
+      "evaluation trains the gin-configured Keras trainee (build_trainee) for "
+      "every method: judge on a Keras setting's gin file, without that binding",
+    )
+    self.assertEqual(os.listdir(root), [])
+
   def test_bad_arguments_are_user_errors(self):
     _parse()
     root = self.create_tempdir().full_path

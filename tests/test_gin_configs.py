@@ -176,8 +176,16 @@ CALLERS_SET = {
   "build_model": ("input_shape", "num_classes"),
   # Run control: the binaries' flags.
   "train_controller": ("root_dir", "seed", "say"),
-  "evaluate": ("root_dir", "policy_dir", "seed", "say"),
-  "transfer": ("root_dir", "policy_dir", "task_set_path", "seed", "say"),
+  "evaluate": ("root_dir", "policy_dir", "seed", "say", "setting"),
+  "transfer": (
+    "root_dir",
+    "policy_dir",
+    "task_set_path",
+    "extra_gin_files",
+    "extra_gin_bindings",
+    "seed",
+    "say",
+  ),
   "search_step_decay": ("root_dir", "seed", "say"),
   "train_with_schedule": ("root_dir", "seed", "say"),
   # A trainee's seed, rate and schedule: set by every caller, reset every run.

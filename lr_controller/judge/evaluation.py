@@ -331,6 +331,23 @@ def tune_peers(
   return tuned
 
 
+def _check_no_trainee_fn_binding() -> None:
+  """UserError if gin binds `create_environment.trainee_fn`, which the evaluation replaces.
+
+  Every method, the controller's environment included, trains the
+  gin-configured Keras trainee (`build_evaluation_trainee`); a bound
+  trainee_fn (the noisy quadratic of `controller/noisy_quadratic.gin`) would
+  be silently replaced by it.
+  """
+  bound = gin_utils.bound_value("create_environment.trainee_fn", None)
+  if bound is not None:
+    raise UserError(
+      f"create_environment.trainee_fn is bound to {bound}, but the evaluation "
+      "trains the gin-configured Keras trainee (build_trainee) for every method: "
+      "judge on a Keras setting's gin file, without that binding"
+    )
+
+
 def build_evaluation_trainee(seed: int) -> trainee_lib.Trainee:
   """A gin-configured trainee: one per evaluated method.
 
@@ -378,6 +395,7 @@ def evaluate_setting(
     del seed  # Every run resets the trainee to its own seed.
     return build_evaluation_trainee(seeds[0])
 
+  _check_no_trainee_fn_binding()
   # The environment builds the controller's trainee on its first episode.
   env = make_environment(metadata, trainee_fn=new_trainee)  # Every run is seeded.
   num_steps = env.num_steps
@@ -634,7 +652,7 @@ def _check_common(
 
 # Run control comes from the caller (the binaries' flags): binding these is a
 # gin error.
-@gin.configurable(denylist=["root_dir", "policy_dir", "seed", "say"])
+@gin.configurable(denylist=["root_dir", "policy_dir", "seed", "say", "setting"])
 def evaluate(
   root_dir: str,
   policy_dir: str,
@@ -681,6 +699,7 @@ def evaluate(
   seeds, peers = _check_common(seed, num_runs, peers)
   untuned_schedules = check_untuned_schedules(untuned_schedules)
   policy, metadata = load_policy(policy_dir)
+  _check_no_trainee_fn_binding()  # Before any training, as the policy's checks.
   env = make_environment(metadata, seed)  # Checks the policy before any training.
   num_steps = env.num_steps
   interval = _eval_interval(eval_interval, env)
@@ -717,7 +736,17 @@ def evaluate(
   return _write(root_dir, results, say)
 
 
-@gin.configurable(denylist=["root_dir", "policy_dir", "task_set_path", "seed", "say"])
+@gin.configurable(
+  denylist=[
+    "root_dir",
+    "policy_dir",
+    "task_set_path",
+    "extra_gin_files",
+    "extra_gin_bindings",
+    "seed",
+    "say",
+  ]
+)
 def transfer(
   root_dir: str,
   policy_dir: str,
@@ -771,6 +800,7 @@ def transfer(
   # Check every setting's environment before any training.
   for target in [source, *targets]:
     apply_setting(target, tasks, extra_gin_files, extra_gin_bindings)
+    _check_no_trainee_fn_binding()
     make_environment(metadata, seed)
   apply_setting(source, tasks, extra_gin_files, extra_gin_bindings)
   env = make_environment(metadata, seed)
