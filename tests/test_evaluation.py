@@ -308,6 +308,9 @@ class EvaluationTest(tf.test.TestCase):
     self.assertEqual(paired["n_pairs"], NUM_RUNS)
 
   def test_untuned_schedules_start_where_each_controller_run_starts(self):
+    # The setting keeps its own name (a loop over the untuned schedules once
+    # renamed it after the last one).
+    self.assertEqual(self.results["settings"][0]["name"], "lrc_digits/lenet5/sgd")
     methods = self.methods()
     controller = methods[evaluation.CONTROLLER]
     starts = [r["initial_learning_rate"] for r in controller["runs"]]

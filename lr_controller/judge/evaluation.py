@@ -485,11 +485,11 @@ def evaluate_setting(
   )
   # What a user runs untuned: from the rate each controller run started at.
   start_rates = {r["seed"]: float(r["initial_learning_rate"]) for r in controller_runs}
-  for name in check_untuned_schedules(untuned_schedules):
+  for schedule in check_untuned_schedules(untuned_schedules):
     untuned_trainee = new_trainee()
     runs = repeat(
-      UNTUNED_PREFIX + name,
-      lambda s, t=untuned_trainee, n=name: run_schedule(
+      UNTUNED_PREFIX + schedule,
+      lambda s, t=untuned_trainee, n=schedule: run_schedule(
         t,
         schedules.build_schedule(n, start_rates[s], num_steps),
         start_rates[s],
@@ -500,7 +500,7 @@ def evaluate_setting(
     )
     methods.append(
       summarize_method(
-        UNTUNED_PREFIX + name,
+        UNTUNED_PREFIX + schedule,
         "untuned",
         runs,
         baseline_runs,
