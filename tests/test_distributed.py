@@ -187,15 +187,21 @@ class ProtocolTest(tf.test.TestCase):
     )
     with self.assertRaisesRegex(KeyError, "own"):
       distributed._unless_lost(client, lambda: {}["own"], "failing", timeout_secs=1)
-    # An empty queue blocks the sampler; then the server goes: a lost server.
-    with self.assertRaisesRegex(
-      UserError, "lost the Reverb server.*waiting: no answer"
-    ):
-      with distributed._server_errors_as_user_errors(client):
-        threading.Timer(1.0, server.stop).start()
-        distributed._unless_lost(
-          client, lambda: next(client.sample("q", 1)), "waiting", timeout_secs=2
-        )
+    # A read that blocks (as Reverb's sampler does on an empty queue); then
+    # the server goes: a lost server. The read is a Python wait released at
+    # the end: a real sampler left blocked on the stopped server stays in
+    # this test process and can abort it (a Reverb C++ abort) during a later
+    # test's Reverb calls.
+    released = threading.Event()
+    try:
+      with self.assertRaisesRegex(
+        UserError, "lost the Reverb server.*waiting: no answer"
+      ):
+        with distributed._server_errors_as_user_errors(client):
+          threading.Timer(1.0, server.stop).start()
+          distributed._unless_lost(client, released.wait, "waiting", timeout_secs=2)
+    finally:
+      released.set()
 
   def test_a_write_cut_by_a_dying_server_is_a_lost_server(self):
     server = reverb.Server([reverb.Table.queue("q", max_size=1)], port=None)
