@@ -24,6 +24,15 @@ def _demo(cwd: str, *flags: str) -> subprocess.CompletedProcess:
   return subprocesses.run("demo", *flags, cwd=cwd, tfds_dir=tfds_dir, timeout=900)
 
 
+def _user_error_line(test: tf.test.TestCase, cwd: str, *flags: str) -> str:
+  """Runs the demo, checks it failed as a user error in one line; returns the line."""
+  done = _demo(cwd, *flags)
+  test.assertEqual(done.returncode, subprocesses.EXIT_USER_ERROR)
+  lines = done.stderr.strip().splitlines()
+  test.assertLen(lines, 1, done.stderr)
+  return lines[0]
+
+
 @pytest.mark.slow
 class DemoTest(tf.test.TestCase):
   def test_mnist1d_setting_runs_the_whole_pipeline(self):
@@ -56,22 +65,14 @@ class DemoTest(tf.test.TestCase):
 
   def test_unknown_setting_is_a_one_line_error(self):
     cwd = tempfile.mkdtemp(prefix="lrc_test_demo_")
-    done = _demo(cwd, "--setting=imagenet")
-    self.assertEqual(done.returncode, subprocesses.EXIT_USER_ERROR)
-    lines = done.stderr.strip().splitlines()
-    self.assertLen(lines, 1, done.stderr)
-    self.assertIn("imagenet", lines[0])
+    self.assertIn("imagenet", _user_error_line(self, cwd, "--setting=imagenet"))
     self.assertFalse(os.path.exists(os.path.join(cwd, "runs")))
 
   def test_a_bound_number_of_runs_takes_effect(self):
     # Without --num_runs the evaluation's runs are gin's evaluate.num_runs.
     cwd = tempfile.mkdtemp(prefix="lrc_test_demo_")
-    done = _demo(cwd, "--gin_bindings=evaluate.num_runs=1")
-    self.assertEqual(done.returncode, subprocesses.EXIT_USER_ERROR)
-    lines = done.stderr.strip().splitlines()
-    self.assertLen(lines, 1, done.stderr)
     self.assertEqual(
-      lines[0],
+      _user_error_line(self, cwd, "--gin_bindings=evaluate.num_runs=1"),
       "error: evaluate.num_runs must be at least 2 for the t-tests, got 1",
     )
     self.assertFalse(os.path.exists(os.path.join(cwd, "runs")))

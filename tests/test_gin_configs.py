@@ -267,24 +267,25 @@ def test_bound_run_length_and_model_take_effect(tmp_path):
   assert "build_model.name = 'mlp'" in operative
 
 
-def test_evaluation_refuses_a_search_of_another_run_length(tmp_path):
+@pytest.mark.parametrize(
+  "binding, message",
+  [
+    # Another run length than the evaluated runs' (20 steps).
+    ("search_step_decay.num_steps = 30", r"search_step_decay.num_steps \(30\).*\(20\)"),
+    # Repeats the evaluation would not use.
+    (
+      "search_step_decay.num_repeats = 3",
+      r"search_step_decay.num_repeats \(3\) is not",
+    ),
+  ],
+)
+def test_evaluation_refuses_a_search_binding_it_would_not_honour(
+  binding, message, tmp_path
+):
   from lr_controller.judge import evaluation
 
-  gin_utils.parse_gin(
-    ["digits_lenet.gin", "smoke.gin"], ["search_step_decay.num_steps = 30"], False
-  )
-  with pytest.raises(UserError, match=r"search_step_decay.num_steps \(30\).*\(20\)"):
-    evaluation.run_baseline_search(str(tmp_path), None, 0, 20, say=lambda s: None)
-  assert not os.listdir(os.path.join(tmp_path, "baseline_search"))
-
-
-def test_evaluation_refuses_search_repeats_it_would_not_use(tmp_path):
-  from lr_controller.judge import evaluation
-
-  gin_utils.parse_gin(
-    ["digits_lenet.gin", "smoke.gin"], ["search_step_decay.num_repeats = 3"], False
-  )
-  with pytest.raises(UserError, match=r"search_step_decay.num_repeats \(3\) is not"):
+  gin_utils.parse_gin(["digits_lenet.gin", "smoke.gin"], [binding], False)
+  with pytest.raises(UserError, match=message):
     evaluation.run_baseline_search(str(tmp_path), None, 0, 20, say=lambda s: None)
   assert not os.listdir(os.path.join(tmp_path, "baseline_search"))
 
