@@ -97,8 +97,14 @@ class ServingSignaturesTest(tf.test.TestCase):
       finalize=False,
     )
     root = self.create_tempdir().full_path
+    # One export at the end, nothing to choose between: no selection runs.
     trained = controller_training.train_controller(
-      root, seed=0, num_episodes=2, export_interval=0, say=lambda _: None
+      root,
+      seed=0,
+      num_episodes=2,
+      export_interval=0,
+      selection_runs=0,
+      say=lambda _: None,
     )
     path = trained["policy_dir"]
     module = tf.saved_model.load(path)
@@ -144,16 +150,22 @@ class ServingSignaturesTest(tf.test.TestCase):
 @pytest.mark.slow
 class ScopedSettingsTest(tf.test.TestCase):
   def test_training_draws_scoped_trainees_and_evaluation_runs_the_unscoped_one(self):
-    bindings = BINDINGS + [
+    # The smoke setting's 20 steps (two decisions) per run: what is checked is
+    # which trainee each run builds, not what the controller learns.
+    bindings = [
+      "create_agent.num_epochs = 2",
       "create_environment.scoped_initial_learning_rates = {'adam': [0.003]}",
       "adam/make_optimizer.name = 'adam'",
     ]
     gin_utils.parse_gin(SMOKE, bindings, finalize=False)
     root = self.create_tempdir().full_path
+    # Seed 0's episodes 0 and 1 draw the adam and the SGD setting: one round
+    # of the two spawned environments trains both. The selection run builds
+    # both settings' trainees in this process too (the operative config).
     trained = controller_training.train_controller(
       root,
       seed=0,
-      num_episodes=4,
+      num_episodes=2,
       num_parallel_envs=2,
       export_interval=0,
       selection_runs=1,
