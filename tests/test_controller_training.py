@@ -30,6 +30,9 @@ _TOY = [
   "--gin_file=controller/noisy_quadratic.gin",
   "--gin_bindings=create_environment.num_steps=40",
   "--gin_bindings=create_agent.num_epochs=2",
+  # No validation runs (train_controller's default is 20): every export is
+  # greedy_policy. The run that tests selection binds its own.
+  "--gin_bindings=train_controller.selection_runs=0",
 ]
 _BINARY = "train_controller"
 
