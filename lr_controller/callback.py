@@ -472,6 +472,7 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
     self._seen_epoch = False
     self._total_from_params = False
     self._controller.reset()
+    self._stall = features_lib.StallTracker()
     model = self.model
     self._monitor = (
       protocol.RunMonitor(self.rule, model.get_weights, model.set_weights)
@@ -609,6 +610,7 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
     if self._monitor.diverged:
       self.model.stop_training = True
     else:  # The losses the policy observes are finite (else: diverged).
+      self._stall.observe(val_loss)
       state = features_lib.TrainingState(
         train_loss=train_loss,
         val_loss=val_loss,
@@ -618,6 +620,8 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
         learning_rate=lr,
         budget_left=self._budget_left(),
         initial_learning_rate=self._initial_learning_rate,
+        best_val_loss=self._stall.best_val_loss,
+        decisions_since_best=self._stall.decisions_since_best,
       )
       step_type = 0 if self._controller.first else 1
       new_lr, action, finite, observation = self._controller.decide(state)

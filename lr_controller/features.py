@@ -20,6 +20,9 @@ pure function of the state, documented in `FEATURES`:
 | budget_left                 | fraction of the episode's trainee steps still to run (extra)  | fraction in [0,1]|
 | log_learning_rate_change    | log of the last chunk's rate over the run's initial rate      | log(lr / lr0)    |
 |                             | (extra; 0 at the first decision)                              |                  |
+| log_val_loss_over_best      | log of val_loss over the run's lowest validation loss so far  | log(nats / nats) |
+|                             | (this one included: >= 0, 0 at a new best; extra)             |                  |
+| decisions_since_best        | decision points since that lowest validation loss (extra)     | decisions        |
 
 The paper's seven are `PAPER_FEATURES`; `budget_left` is an optional extra
 (budget-aware controllers, as in DACBench and later schedule work):
@@ -29,10 +32,14 @@ that sees only its rate relative to where the run started (the episode's
 initial rate; in the callback, the rate `fit` began with) scales whatever
 initial rate it is given (a user's Adam at 1e-3 stays in Adam's range), where
 one that sees the absolute rate steers towards the rates it was trained at
-(docs/experiments.md, round 12). Gin files name the three lists
-`%PAPER_FEATURES`, `%BUDGET_AWARE_FEATURES` and `%RELATIVE_RATE_FEATURES`
-(registered by `lr_controller.control.env`: this module needs TensorFlow only,
-as the callback does).
+(docs/experiments.md, round 12). `STALL_FEATURES` is `BUDGET_AWARE_FEATURES`
+plus the two stall features, the signal ReduceLROnPlateau acts on: how far
+the validation loss is above its best so far, and for how many decisions it
+has not improved (`StallTracker` keeps both; a controller without memory
+cannot know them otherwise). Gin files name the four lists
+`%PAPER_FEATURES`, `%BUDGET_AWARE_FEATURES`, `%RELATIVE_RATE_FEATURES` and
+`%STALL_FEATURES` (registered by `lr_controller.control.env`: this module
+needs TensorFlow only, as the callback does).
 
 The output-weight features read the model's final Dense layer
 (`find_final_dense`, TensorFlow only: the callback's look-up).
@@ -41,6 +48,7 @@ The output-weight features read the model's final Dense layer
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -62,6 +70,10 @@ class TrainingState:
     learning_rate: learning rate of the last chunk (> 0).
     budget_left: fraction of the episode's steps still to run.
     initial_learning_rate: learning rate the run started at (> 0).
+    best_val_loss: the run's lowest validation loss so far, this one
+      included (nats; `StallTracker`).
+    decisions_since_best: decision points since that loss was seen (0 when
+      `val_loss` is it; `StallTracker`).
   """
 
   train_loss: float
@@ -72,6 +84,29 @@ class TrainingState:
   learning_rate: float
   budget_left: float
   initial_learning_rate: float
+  best_val_loss: float
+  decisions_since_best: int
+
+
+class StallTracker:
+  """The run's lowest validation loss and the decision points since it.
+
+  `observe` once per decision point, the run's start included, with that
+  point's (finite) validation loss; then `best_val_loss` and
+  `decisions_since_best` describe the run up to and including it.
+  """
+
+  def __init__(self):
+    self.best_val_loss = math.inf
+    self.decisions_since_best = 0
+
+  def observe(self, val_loss: float) -> None:
+    """Records one decision point's validation loss (nats)."""
+    if val_loss < self.best_val_loss:
+      self.best_val_loss = float(val_loss)
+      self.decisions_since_best = 0
+    else:
+      self.decisions_since_best += 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +175,16 @@ FEATURES: dict[str, Feature] = {
     "natural log of the last chunk's learning rate over the run's initial one",
     "log(lr / lr0)",
   ),
+  "log_val_loss_over_best": Feature(
+    lambda s: tf.math.log(tf.constant(s.val_loss / s.best_val_loss, tf.float32)),
+    "natural log of the validation loss over the run's lowest so far (>= 0)",
+    "log(nats / nats)",
+  ),
+  "decisions_since_best": Feature(
+    lambda s: tf.constant(s.decisions_since_best, tf.float32),
+    "decision points since the run's lowest validation loss so far",
+    "decisions",
+  ),
 }
 
 PAPER_FEATURES = (
@@ -155,6 +200,10 @@ BUDGET_AWARE_FEATURES = PAPER_FEATURES + ("budget_left",)
 RELATIVE_RATE_FEATURES = tuple(
   "log_learning_rate_change" if n == "log_learning_rate" else n
   for n in BUDGET_AWARE_FEATURES
+)
+STALL_FEATURES = BUDGET_AWARE_FEATURES + (
+  "log_val_loss_over_best",
+  "decisions_since_best",
 )
 
 

@@ -570,6 +570,34 @@ class LearnedLRSchedulerTest(tf.test.TestCase):
     self.assertAllClose(observations[:, 1], 0.25 * k, atol=1e-5)
     self.assertAllClose(observations[:, 0], np.log(0.001) + 0.25 * k, atol=1e-5)
 
+  def test_stall_features_follow_the_validation_loss_fit_sees(self):
+    (x, y), (xv, yv) = _data(seed=7)
+    metadata = dict(
+      self.metadata,
+      features=["val_loss", "log_val_loss_over_best", "decisions_since_best"],
+    )
+    model = tf.keras.Sequential(_layers())
+    model.compile(
+      tf.keras.optimizers.SGD(0.5),  # Large: the validation loss goes up and down.
+      tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    scheduler = lr_controller.LearnedLRScheduler(
+      self._fake_policy_dir(metadata), action_interval=1, validation_data=(xv, yv)
+    )
+    model.fit(x, y, batch_size=_BATCH, epochs=2, callbacks=[scheduler], verbose=0)
+    observations = np.array(scheduler.observations)
+    val = observations[:, 0].astype(np.float64)
+    best = np.minimum.accumulate(val)
+    since = [0]
+    for k in range(1, len(val)):
+      since.append(0 if val[k] < best[k - 1] else since[-1] + 1)
+    self.assertGreater(max(since), 0, val)  # The fixture stalls at least once.
+    self.assertAllClose(observations[:, 1], np.log(val / best), atol=1e-5)
+    self.assertAllEqual(observations[:, 2], since)
+    # A new fit starts a new run.
+    model.fit(x, y, batch_size=_BATCH, epochs=1, callbacks=[scheduler], verbose=0)
+    self.assertEqual(scheduler.observations[0][1:].tolist(), [0.0, 0.0])
+
   def test_budget_left(self):
     (x, y), _ = _data(seed=5)
     metadata = dict(self.metadata, features=["train_loss", "budget_left"])

@@ -117,6 +117,8 @@ class FeaturesTest(tf.test.TestCase):
       learning_rate=0.02,
       budget_left=0.25,
       initial_learning_rate=0.005,
+      best_val_loss=1.2,
+      decisions_since_best=3,
     )
     obs = features.observation(state, list(features.FEATURES))
     expected = [
@@ -129,6 +131,8 @@ class FeaturesTest(tf.test.TestCase):
       np.log(0.02),
       0.25,
       np.log(0.02 / 0.005),
+      np.log(1.5 / 1.2),
+      3.0,
     ]
     self.assertEqual(obs.dtype, np.float32)
     self.assertAllClose(obs, expected, rtol=1e-5, atol=1e-7)
@@ -139,6 +143,20 @@ class FeaturesTest(tf.test.TestCase):
     self.assertEqual(
       features.RELATIVE_RATE_FEATURES.index("log_learning_rate_change"),
       features.BUDGET_AWARE_FEATURES.index("log_learning_rate"),
+    )
+
+  def test_stall_tracker_keeps_the_best_loss_and_the_decisions_since(self):
+    tracker = features.StallTracker()
+    seen = []
+    for loss in (2.0, 1.5, 1.7, 1.5, 1.4):
+      tracker.observe(loss)
+      seen.append((tracker.best_val_loss, tracker.decisions_since_best))
+    # A loss equal to the best is no new best: the stall goes on.
+    self.assertEqual(seen, [(2.0, 0), (1.5, 0), (1.5, 1), (1.5, 2), (1.4, 0)])
+    self.assertEqual(
+      features.STALL_FEATURES,
+      features.BUDGET_AWARE_FEATURES
+      + ("log_val_loss_over_best", "decisions_since_best"),
     )
 
   def test_paper_features_are_seven(self):
@@ -265,6 +283,31 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllClose(
       np.array(observations),
       [[math.log(0.1 * 2**k), k * math.log(2.0)] for k in range(3)],
+      rtol=1e-5,
+    )
+
+  def test_stall_features_follow_the_runs_best_validation_loss(self):
+    losses = [2.0, 1.5, 1.7, 1.6, 1.4]  # The initial one first.
+    env = env_lib.LearningRateControlEnv(
+      lambda seed: _ScriptedTrainee(losses),
+      num_steps=40,
+      action_interval=10,
+      initial_learning_rates=(0.1,),
+      feature_names=["val_loss", "log_val_loss_over_best", "decisions_since_best"],
+      evaluate_test=False,
+    )
+    observations = [env.reset().observation]
+    for _ in range(4):
+      observations.append(env.step(np.float32(0.0)).observation)
+    self.assertAllClose(
+      np.array(observations),
+      [
+        [2.0, 0.0, 0],
+        [1.5, 0.0, 0],
+        [1.7, math.log(1.7 / 1.5), 1],
+        [1.6, math.log(1.6 / 1.5), 2],
+        [1.4, 0.0, 0],
+      ],
       rtol=1e-5,
     )
 

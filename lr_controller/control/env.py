@@ -50,12 +50,13 @@ from lr_controller.errors import UserError
 from lr_controller.trainee import protocol
 from lr_controller.trainee import trainee as trainee_lib
 
-# `%PAPER_FEATURES`, `%BUDGET_AWARE_FEATURES` and `%RELATIVE_RATE_FEATURES` in
-# gin files (registered here, on the training side, so that `features` and the
+# `%PAPER_FEATURES`, `%BUDGET_AWARE_FEATURES`, `%RELATIVE_RATE_FEATURES` and
+# `%STALL_FEATURES` in gin files (registered here, on the training side, so that `features` and the
 # callback need no gin).
 gin.constant("PAPER_FEATURES", features_lib.PAPER_FEATURES)
 gin.constant("BUDGET_AWARE_FEATURES", features_lib.BUDGET_AWARE_FEATURES)
 gin.constant("RELATIVE_RATE_FEATURES", features_lib.RELATIVE_RATE_FEATURES)
+gin.constant("STALL_FEATURES", features_lib.STALL_FEATURES)
 
 INFO = {
   "identifier": "LearningRateControl",
@@ -313,7 +314,9 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     start = self._trainee.validate(keep_probabilities=True)
     self._initial_val_loss = start.loss
     self._val_loss = start.loss
-    self._best_val_loss = start.loss
+    # The run's best validation loss so far: rewards and stall features.
+    self._stall = features_lib.StallTracker()
+    self._stall.observe(start.loss)
     self._probabilities = start.probabilities
     self._episode_start = time.perf_counter()
     self._episode = {
@@ -373,7 +376,7 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
           previous_val,
           remaining,
           None if self._reference is None else self._reference[decision - 1 :],
-          self._best_val_loss,
+          self._stall.best_val_loss,
         )
       self._episode["val_losses"].append(None)
       return self._end(self._reward_scale * reward)
@@ -385,10 +388,13 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
       else self._reference[len(self._episode["learning_rates"]) - 1]
     )
     reward = self._reward_scale * (
-      float(self._reward.fn(previous_val, result.loss, reference, self._best_val_loss))
-      - self._setback_weight * rewards_lib.setback(result.loss, self._best_val_loss)
+      float(
+        self._reward.fn(previous_val, result.loss, reference, self._stall.best_val_loss)
+      )
+      - self._setback_weight
+      * rewards_lib.setback(result.loss, self._stall.best_val_loss)
     )
-    self._best_val_loss = min(self._best_val_loss, result.loss)
+    self._stall.observe(result.loss)
     state = self._state(train_loss, result.probabilities, lr)
     self._probabilities = result.probabilities
     self._observation = self._observe(state)
@@ -461,6 +467,8 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
       learning_rate=learning_rate,
       budget_left=1.0 - self._trainee.global_step / self._episode_steps,
       initial_learning_rate=self._episode["initial_learning_rate"],
+      best_val_loss=self._stall.best_val_loss,
+      decisions_since_best=self._stall.decisions_since_best,
     )
 
   def _observe(self, state: features_lib.TrainingState) -> np.ndarray:
