@@ -18,7 +18,7 @@ numerics configurations (1 and 2 intra-op threads, and 2 with
     .venv/bin/python tests/learning_check.py digits
 
 (and the same with `quadratic`; `--seed` picks the controller seed,
-`--exports=48,96` judges the policy after 48 episodes too). It prints one
+`--exports=24,48` judges the policy after 24 episodes too). It prints one
 JSON line: each controller's best and final validation losses on the
 held-out trainees, its last learning rates, and the training episodes'
 early and late medians. About 5 minutes for digits, 1 for quadratic.
@@ -41,7 +41,7 @@ import numpy as np
 HELD_OUT_SEEDS = tuple(2_000_000_000 + i for i in range(16))
 
 # The episode counts, seeds and numbers of held-out trainees of the tests.
-DIGITS = {"gin": "controller/digits.gin", "episodes": 96, "trainees": 12}
+DIGITS = {"gin": "controller/digits.gin", "episodes": 48, "trainees": 12}
 QUADRATIC = {"gin": "controller/noisy_quadratic.gin", "episodes": 60, "trainees": 16}
 
 # An action beyond every bound: the environment clips it to +-max_log_factor.
