@@ -3,7 +3,7 @@
 #   ./run.sh            set up .venv if needed, then run the main job on the embedded digits data
 #   ./run.sh test [ARGS] set up, then run the test suite, two processes at a time
 #                       (LRC_TEST_WORKERS=n to change; extra ARGS go to pytest alone);
-#                       without ARGS, then also the callback on Keras 3 (scripts/check_keras3.sh)
+#                       without ARGS, also the callback on Keras 3 beside it (scripts/check_keras3.sh)
 #   ./run.sh distributed [FLAGS]  the Reverb actor-learner layout on localhost
 #   ./run.sh setup      set up only
 # Re-running is fast: the install is redone only when setup.py or constraints.txt change.
@@ -63,11 +63,23 @@ case "$cmd" in
       exec "$VENV/bin/python" -m pytest "$@"
     fi
     status=0
+    # The callback as users run it (the newest TensorFlow, Keras 3, no extras)
+    # runs beside pytest: its venv install is mostly disk and registry, so in
+    # series it left a core idle for a minute. Its output follows pytest's.
+    keras3_log="$(mktemp "${TMPDIR:-/tmp}/lrc_keras3_log_XXXXXX")"
+    echo "[test] pytest, and beside it the Keras 3 check (scripts/check_keras3.sh; its output follows)"
+    scripts/check_keras3.sh >"$keras3_log" 2>&1 &
+    keras3_pid=$!
+    # Stopped early (Ctrl-C), the check and what it started stop too.
+    trap 'pkill -P "$keras3_pid" 2>/dev/null; kill "$keras3_pid" 2>/dev/null; rm -f "$keras3_log"' EXIT
     # Two test processes (pytest-xdist), one per core. A test class goes to one
     # worker whole, so a class's shared set-up (setUpClass) runs once.
     "$VENV/bin/python" -m pytest -n "${LRC_TEST_WORKERS:-2}" --dist loadscope || status=$?
-    # The callback as users run it: the newest TensorFlow (Keras 3), no extras.
-    scripts/check_keras3.sh || status=$?
+    keras3_status=0
+    wait "$keras3_pid" || keras3_status=$?
+    echo "[test] the Keras 3 check:"
+    cat "$keras3_log"
+    [ "$keras3_status" = 0 ] || status=$keras3_status
     exit "$status"
     ;;
   demo)
