@@ -71,7 +71,8 @@ case "$cmd" in
     scripts/check_keras3.sh >"$keras3_log" 2>&1 &
     keras3_pid=$!
     # Stopped early (Ctrl-C), the check and what it started stop too.
-    trap 'pkill -P "$keras3_pid" 2>/dev/null; kill "$keras3_pid" 2>/dev/null; rm -f "$keras3_log"' EXIT
+    # (`|| true`: under `set -e` a failing command in the trap sets the exit status.)
+    trap 'pkill -P "$keras3_pid" 2>/dev/null || true; kill "$keras3_pid" 2>/dev/null || true; rm -f "$keras3_log"' EXIT
     # Two test processes (pytest-xdist), one per core. A test class goes to one
     # worker whole, so a class's shared set-up (setUpClass) runs once.
     "$VENV/bin/python" -m pytest -n "${LRC_TEST_WORKERS:-2}" --dist loadscope || status=$?
