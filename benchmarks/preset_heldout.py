@@ -115,7 +115,7 @@ def _validation(tasks, task_set_path: str) -> None:
       if key in scores:
         continue
       task_sets.apply_setting(setting, tasks, FLAGS.gin_file, FLAGS.gin_bindings)
-      env = method_runs.make_environment(metadata, seed=0)
+      env = method_runs.make_environment(metadata, seed=0, evaluate_test=False)
       start = time.perf_counter()
       best = []
       for seed in seeds:

@@ -535,6 +535,11 @@ class EvaluationTest(tf.test.TestCase):
     self.assertEqual(env.action_interval, 10)
     self.assertAlmostEqual(env.max_log_factor, np.log(2.0))
     self.assertEqual(env.max_learning_rate, policy.max_learning_rate)
+    # Choosing between controllers on validation runs leaves the test split unread.
+    unread = evaluation.make_environment(metadata, evaluate_test=False)
+    run = evaluation.run_controller(unread, policy, seed=3)
+    self.assertIsNone(run["test_loss"])
+    self.assertIsNotNone(run["best_val_loss"])
     root = self.create_tempdir().full_path
     results = evaluation.evaluate(
       root,

@@ -74,6 +74,7 @@ def make_environment(
   metadata: dict,
   seed: int = 0,
   trainee_fn: Callable[..., Any] | None = None,
+  evaluate_test: bool = True,
 ) -> env_lib.LearningRateControlEnv:
   """The gin-configured environment with the policy's interface.
 
@@ -81,6 +82,8 @@ def make_environment(
   is gin's; what the controller observes, when it acts and the bounds of its
   actions are the policy's, from its metadata, whatever gin binds for them.
   The trainee is not built here (`trainee_fn` is called on the first reset).
+  `evaluate_test=False` leaves the test split unread (choosing between
+  controllers on validation runs): the runs' test loss is then None.
 
   Raises:
     UserError: (one line) if the setting cannot run the controller (say, its
@@ -95,7 +98,7 @@ def make_environment(
     # only, the setting being evaluated, whatever else it was trained on.
     env = env_lib.create_environment(
       seed=seed,
-      evaluate_test=True,
+      evaluate_test=evaluate_test,
       action_levels=None,
       scoped_initial_learning_rates=None,
       scoped_num_steps=None,
