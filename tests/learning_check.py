@@ -21,7 +21,7 @@ numerics configurations (1 and 2 intra-op threads, and 2 with
 `--exports=24,48` judges the policy after 24 episodes too). It prints one
 JSON line: each controller's best and final validation losses on the
 held-out trainees, its last learning rates, and the training episodes'
-early and late medians. About 5 minutes for digits, 1 for quadratic.
+early and late medians. About 2-3 minutes for digits, 1 for quadratic.
 """
 
 from __future__ import annotations
