@@ -331,13 +331,18 @@ def tune_peers(
   return tuned
 
 
-def _check_no_trainee_fn_binding() -> None:
-  """UserError if gin binds `create_environment.trainee_fn`, which the evaluation replaces.
+def _evaluation_environment(
+  metadata: dict, seed: int = 0, trainee_fn: Callable[..., Any] | None = None
+) -> env_lib.LearningRateControlEnv:
+  """`make_environment`, refusing a bound `create_environment.trainee_fn` first.
 
   Every method, the controller's environment included, trains the
   gin-configured Keras trainee (`build_evaluation_trainee`); a bound
   trainee_fn (the noisy quadratic of `controller/noisy_quadratic.gin`) would
   be silently replaced by it.
+
+  Raises:
+    UserError: (one line) for such a binding, or from `make_environment`.
   """
   bound = gin_utils.bound_value("create_environment.trainee_fn", None)
   if bound is not None:
@@ -346,6 +351,7 @@ def _check_no_trainee_fn_binding() -> None:
       "trains the gin-configured Keras trainee (build_trainee) for every method: "
       "judge on a Keras setting's gin file, without that binding"
     )
+  return make_environment(metadata, seed, trainee_fn)
 
 
 def build_evaluation_trainee(seed: int) -> trainee_lib.Trainee:
@@ -395,9 +401,8 @@ def evaluate_setting(
     del seed  # Every run resets the trainee to its own seed.
     return build_evaluation_trainee(seeds[0])
 
-  _check_no_trainee_fn_binding()
   # The environment builds the controller's trainee on its first episode.
-  env = make_environment(metadata, trainee_fn=new_trainee)  # Every run is seeded.
+  env = _evaluation_environment(metadata, trainee_fn=new_trainee)  # Runs are seeded.
   num_steps = env.num_steps
   eval_interval = _eval_interval(eval_interval, env)
   baseline_trainee = new_trainee()
@@ -699,8 +704,7 @@ def evaluate(
   seeds, peers = _check_common(seed, num_runs, peers)
   untuned_schedules = check_untuned_schedules(untuned_schedules)
   policy, metadata = load_policy(policy_dir)
-  _check_no_trainee_fn_binding()  # Before any training, as the policy's checks.
-  env = make_environment(metadata, seed)  # Checks the policy before any training.
+  env = _evaluation_environment(metadata, seed)  # Checks before any training.
   num_steps = env.num_steps
   interval = _eval_interval(eval_interval, env)
   say(
@@ -800,10 +804,9 @@ def transfer(
   # Check every setting's environment before any training.
   for target in [source, *targets]:
     apply_setting(target, tasks, extra_gin_files, extra_gin_bindings)
-    _check_no_trainee_fn_binding()
-    make_environment(metadata, seed)
+    _evaluation_environment(metadata, seed)
   apply_setting(source, tasks, extra_gin_files, extra_gin_bindings)
-  env = make_environment(metadata, seed)
+  env = _evaluation_environment(metadata, seed)
   interval = _eval_interval(eval_interval, env)
   say(
     f"transfer ({tasks.name}): {policy_dir} from {source.name} to "
