@@ -125,7 +125,21 @@ class AgentTest(tf.test.TestCase, parameterized.TestCase):
     )
     before = [v.numpy().copy() for v in agent.actor_net.trainable_variables]
     experience = _collect(agent, tf_env)
+
+    def adam_variables():
+      optimizer = agent._optimizer
+      return [
+        v.ref()
+        for adam in (optimizer.actor_optimizer, optimizer.critic_optimizer)
+        for v in adam.variables
+      ]
+
+    # create_agent built both Adams' slots: the train step's first call
+    # creates no variable, which would make TensorFlow trace it twice.
+    built = adam_variables()
+    self.assertGreater(len(built), 4)
     loss = agent.train(experience)
+    self.assertEqual(adam_variables(), built)
     self.assertTrue(np.isfinite(loss.loss.numpy()))
     self.assertTrue(np.isfinite(loss.extra.policy_gradient_loss.numpy()))
     self.assertTrue(np.isfinite(loss.extra.value_estimation_loss.numpy()))

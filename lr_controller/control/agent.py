@@ -118,6 +118,23 @@ class ActorCriticOptimizer(tf.Module):
     """The actor's learning rate (what PPO's summaries report)."""
     return self.actor_optimizer.learning_rate
 
+  def build(self, variables: Sequence[tf.Variable]) -> None:
+    """Creates each network's Adam slots for `variables`, outside any trace.
+
+    Called by `create_agent`: variables created inside a `tf.function`'s
+    first call make TensorFlow trace it a second time, and PPO's train step
+    is the costliest trace of a training run.
+    """
+    actor = [v for v in variables if v.ref() in self._actor_refs]
+    critic = [v for v in variables if v.ref() not in self._actor_refs]
+    with tf.init_scope():
+      for optimizer, part in (
+        (self.actor_optimizer, actor),
+        (self.critic_optimizer, critic),
+      ):
+        if part:
+          optimizer.build(part)
+
   def apply_gradients(self, grads_and_vars) -> tf.Tensor:
     """Applies each (gradient, variable) pair with its network's optimizer.
 
@@ -336,6 +353,7 @@ def create_agent(
     train_step_counter=train_step_counter,
   )
   agent.initialize()
+  optimizer.build(actor_net.trainable_weights + value_net.trainable_weights)
   agent.train = common.function(agent.train, autograph=False)
   return agent
 

@@ -28,6 +28,7 @@ flat named tensors as TensorFlow Serving and `saved_model_cli show` want:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 
@@ -49,9 +50,15 @@ class ControllerModule(tf.Module):
       may replace it later).
     log_factors: float [levels], the log factor of each discrete action
       (`controller.level_log_factors`); None for a continuous head.
+    autograph: convert the policy's Python code with autograph when tracing.
+      Off by default: tf-agents writes its policies for graphs without it
+      (`common.function`), the graph is the same, and the conversion was
+      most of a first export's CPU time (benchmarks/export_trace.py).
   """
 
-  def __init__(self, policy, metadata: dict | None = None, log_factors=None):
+  def __init__(
+    self, policy, metadata: dict | None = None, log_factors=None, autograph=False
+  ):
     super().__init__(name="controller")
     self._policy = policy
     self.metadata = tf.Variable("{}", dtype=tf.string, trainable=False, name="metadata")
@@ -74,7 +81,8 @@ class ControllerModule(tf.Module):
       tf.TensorSpec([None, *spec.shape], spec.dtype, name=f"state_{i}")
       for i, spec in enumerate(self._state_specs)
     ]
-    self.action = tf.function(
+    function = functools.partial(tf.function, autograph=autograph)
+    self.action = function(
       self._action,
       input_signature=[
         tf.TensorSpec([None, num_features], tf.float32, name="observation"),
@@ -82,13 +90,13 @@ class ControllerModule(tf.Module):
         state_signature,
       ],
     )
-    self.get_initial_state = tf.function(
+    self.get_initial_state = function(
       self._initial_state,
       input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")],
     )
-    self.get_metadata = tf.function(self._metadata, input_signature=[])
+    self.get_metadata = function(self._metadata, input_signature=[])
     # Serving signatures: the same functions with flat, named tensors.
-    self._serve_action = tf.function(
+    self._serve_action = function(
       self._serving_action,
       input_signature=[
         tf.TensorSpec([None, num_features], tf.float32, name="observation"),
@@ -96,11 +104,11 @@ class ControllerModule(tf.Module):
         *state_signature,
       ],
     )
-    self._serve_initial_state = tf.function(
+    self._serve_initial_state = function(
       self._serving_initial_state,
       input_signature=[tf.TensorSpec([], tf.int32, name="batch_size")],
     )
-    self._serve_metadata = tf.function(
+    self._serve_metadata = function(
       lambda: {"metadata": self._metadata()}, input_signature=[]
     )
 
