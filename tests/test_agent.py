@@ -138,6 +138,17 @@ class AgentTest(tf.test.TestCase, parameterized.TestCase):
     # creates no variable, which would make TensorFlow trace it twice.
     built = adam_variables()
     self.assertGreater(len(built), 4)
+    # In the order PPO's update gives them (sorted by name), as they were
+    # created before create_agent built them: a checkpoint keeps an
+    # optimizer's variables by position, so older checkpoints still resume.
+    for adam, network in (
+      (agent._optimizer.actor_optimizer, agent.actor_net),
+      (agent._optimizer.critic_optimizer, agent._value_net),
+    ):
+      self.assertEqual(
+        [v.name[len("m/") :] for v in adam.variables if v.name.startswith("m/")],
+        sorted(v.name for v in network.trainable_weights),
+      )
     loss = agent.train(experience)
     self.assertEqual(adam_variables(), built)
     self.assertTrue(np.isfinite(loss.loss.numpy()))

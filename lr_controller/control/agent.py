@@ -157,9 +157,7 @@ class ActorCriticOptimizer(tf.Module):
       if part
     ]
     # Slots first, outside the condition: no variable is created in a branch.
-    with tf.init_scope():
-      for optimizer, part in pairs:
-        optimizer.build([var for _, var in part])
+    self.build([var for _, part in pairs for _, var in part])
     finite = tf.reduce_all(
       [tf.reduce_all(tf.math.is_finite(grad)) for _, part in pairs for grad, _ in part]
     )
@@ -353,7 +351,13 @@ def create_agent(
     train_step_counter=train_step_counter,
   )
   agent.initialize()
-  optimizer.build(actor_net.trainable_weights + value_net.trainable_weights)
+  # In the order of PPO's train step (sorted by name), as the slots were
+  # created before: a checkpoint keeps an optimizer's variables by position.
+  optimizer.build(
+    sorted(
+      actor_net.trainable_weights + value_net.trainable_weights, key=lambda v: v.name
+    )
+  )
   agent.train = common.function(agent.train, autograph=False)
   return agent
 
