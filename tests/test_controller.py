@@ -17,11 +17,13 @@ import tempfile
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl.testing import parameterized
+from tf_agents.trajectories import time_step as ts
 
 import lr_controller
 from lr_controller import constants, gin_utils
 from lr_controller import controller as controller_lib
-from lr_controller.control import controller_training
+from lr_controller.control import controller_training, export
 from lr_controller.judge import evaluation
 from lr_controller.trainee import trainee as trainee_lib
 
@@ -83,6 +85,53 @@ class DiscreteHeadTest(tf.test.TestCase):
     )
     for step in steps:
       self.assertTrue(np.any(np.isclose(step, table, atol=1e-5)), step)
+
+
+class ExportTest(tf.test.TestCase, parameterized.TestCase):
+  @parameterized.named_parameters(
+    ("gaussian", []),
+    ("beta", ["create_agent.action_head = 'beta'"]),
+    (
+      "categorical",
+      [
+        "create_agent.action_head = 'categorical'",
+        "create_environment.action_levels = 5",
+      ],
+    ),
+    ("lstm", ["create_agent.actor_network = 'lstm'"]),
+  )
+  def test_the_export_acts_as_the_live_greedy_policy(self, bindings):
+    # The module traces without autograph (export.ControllerModule): for
+    # every head, its saved graph must compute what the live policy does.
+    gin_utils.parse_gin(["controller/noisy_quadratic.gin"], bindings, finalize=False)
+    py_env, agent = controller_training.build_environment_and_agent(0)
+    path = self.create_tempdir().full_path
+    metadata = {"features": list(py_env.feature_names)}
+    export.PolicyExporter(agent.policy, py_env.action_log_factors).export(
+      metadata, path
+    )
+    loaded = tf.saved_model.load(path)
+    rng = np.random.default_rng(0)
+    batch = 3
+    observation = tf.constant(
+      rng.normal(size=(batch, len(py_env.feature_names))) * 3, tf.float32
+    )
+    step_type = tf.constant([0, 1, 1])
+    live = agent.policy.action(
+      ts.TimeStep(
+        step_type=step_type,
+        reward=tf.zeros([batch]),
+        discount=tf.ones([batch]),
+        observation=observation,
+      ),
+      agent.policy.get_initial_state(batch),
+    ).action
+    if py_env.action_log_factors is not None:
+      live = tf.gather(py_env.action_log_factors, live)
+    live = np.clip(live.numpy(), -py_env.max_log_factor, py_env.max_log_factor)
+    state = loaded.get_initial_state(tf.constant(batch))
+    saved = loaded.action(observation, step_type, state)["action"].numpy()
+    self.assertAllClose(saved, live, atol=1e-6)
 
 
 class ServingSignaturesTest(tf.test.TestCase):
