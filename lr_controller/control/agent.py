@@ -118,6 +118,19 @@ class ActorCriticOptimizer(tf.Module):
     """The actor's learning rate (what PPO's summaries report)."""
     return self.actor_optimizer.learning_rate
 
+  def _by_network(self, pairs) -> list:
+    """(optimizer, its (gradient, variable) pairs) for each network with any."""
+    actor = [(g, v) for g, v in pairs if v.ref() in self._actor_refs]
+    critic = [(g, v) for g, v in pairs if v.ref() not in self._actor_refs]
+    return [
+      (optimizer, part)
+      for optimizer, part in (
+        (self.actor_optimizer, actor),
+        (self.critic_optimizer, critic),
+      )
+      if part
+    ]
+
   def build(self, variables: Sequence[tf.Variable]) -> None:
     """Creates each network's Adam slots for `variables`, outside any trace.
 
@@ -125,15 +138,14 @@ class ActorCriticOptimizer(tf.Module):
     first call make TensorFlow trace it a second time, and PPO's train step
     is the costliest trace of a training run.
     """
-    actor = [v for v in variables if v.ref() in self._actor_refs]
-    critic = [v for v in variables if v.ref() not in self._actor_refs]
+    self._build_slots(self._by_network([(None, v) for v in variables]))
+
+  @staticmethod
+  def _build_slots(by_network: list) -> None:
+    """Builds each optimizer for its pairs' variables (once: Keras ignores more)."""
     with tf.init_scope():
-      for optimizer, part in (
-        (self.actor_optimizer, actor),
-        (self.critic_optimizer, critic),
-      ):
-        if part:
-          optimizer.build(part)
+      for optimizer, part in by_network:
+        optimizer.build([v for _, v in part])
 
   def apply_gradients(self, grads_and_vars) -> tf.Tensor:
     """Applies each (gradient, variable) pair with its network's optimizer.
@@ -144,20 +156,10 @@ class ActorCriticOptimizer(tf.Module):
     Returns:
       A bool scalar: whether the step was applied.
     """
-    actor, critic = [], []
-    for grad, var in grads_and_vars:
-      if grad is not None:  # Keras drops these too.
-        (actor if var.ref() in self._actor_refs else critic).append((grad, var))
-    pairs = [
-      (optimizer, part)
-      for optimizer, part in (
-        (self.actor_optimizer, actor),
-        (self.critic_optimizer, critic),
-      )
-      if part
-    ]
+    # Keras drops pairs without a gradient too.
+    pairs = self._by_network([(g, v) for g, v in grads_and_vars if g is not None])
     # Slots first, outside the condition: no variable is created in a branch.
-    self.build([var for _, part in pairs for _, var in part])
+    self._build_slots(pairs)
     finite = tf.reduce_all(
       [tf.reduce_all(tf.math.is_finite(grad)) for _, part in pairs for grad, _ in part]
     )
