@@ -32,6 +32,28 @@ SMOKE = ["controller/digits.gin", "smoke.gin"]
 BINDINGS = ["NUM_STEPS = 60", "create_agent.num_epochs = 2"]
 
 
+def _train_toy_controller(test, bindings, selection_runs):
+  """Trains 2 episodes on the noisy quadratic (40 steps), one export at the end.
+
+  Returns:
+    The exported greedy policy's directory.
+  """
+  gin_utils.parse_gin(
+    ["controller/noisy_quadratic.gin"],
+    ["create_environment.num_steps=40", "create_agent.num_epochs=2", *bindings],
+    finalize=False,
+  )
+  trained = controller_training.train_controller(
+    test.create_tempdir().full_path,
+    seed=0,
+    num_episodes=2,
+    export_interval=0,
+    selection_runs=selection_runs,
+    say=lambda _: None,
+  )
+  return trained["policy_dir"]
+
+
 class ActionRuleTest(tf.test.TestCase):
   def test_apply_action(self):
     bound = math.log(2.0)
@@ -52,23 +74,12 @@ class ActionRuleTest(tf.test.TestCase):
 
 class DiscreteHeadTest(tf.test.TestCase):
   def test_a_categorical_policy_exports_log_factors_of_its_factor_set(self):
-    bindings = [
-      "create_environment.num_steps=40",
-      "create_environment.action_levels=5",
-      "create_agent.action_head='categorical'",
-      "create_agent.num_epochs=2",
-    ]
-    gin_utils.parse_gin(["controller/noisy_quadratic.gin"], bindings, finalize=False)
-    root = self.create_tempdir().full_path
-    trained = controller_training.train_controller(
-      root,
-      seed=0,
-      num_episodes=2,
-      export_interval=0,
+    policy_dir = _train_toy_controller(
+      self,
+      ["create_environment.action_levels=5", "create_agent.action_head='categorical'"],
       selection_runs=1,
-      say=lambda _: None,
     )
-    policy = controller_lib.load_policy(trained["policy_dir"])
+    policy = controller_lib.load_policy(policy_dir)
     self.assertEqual(policy.metadata["action_levels"], 5)
     table = controller_lib.level_log_factors(policy.max_log_factor, 5)
     controller = controller_lib.Controller(policy)
@@ -136,26 +147,10 @@ class ExportTest(tf.test.TestCase, parameterized.TestCase):
 
 class ServingSignaturesTest(tf.test.TestCase):
   def test_an_lstm_policy_serves_what_its_functions_compute(self):
-    gin_utils.parse_gin(
-      ["controller/noisy_quadratic.gin"],
-      [
-        "create_environment.num_steps=40",
-        "create_agent.actor_network='lstm'",
-        "create_agent.num_epochs=2",
-      ],
-      finalize=False,
-    )
-    root = self.create_tempdir().full_path
     # One export at the end, nothing to choose between: no selection runs.
-    trained = controller_training.train_controller(
-      root,
-      seed=0,
-      num_episodes=2,
-      export_interval=0,
-      selection_runs=0,
-      say=lambda _: None,
+    path = _train_toy_controller(
+      self, ["create_agent.actor_network='lstm'"], selection_runs=0
     )
-    path = trained["policy_dir"]
     module = tf.saved_model.load(path)
     self.assertCountEqual(
       module.signatures, ["action", "get_initial_state", "get_metadata"]
