@@ -270,6 +270,10 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
       `validation_data` to act. Default `protocol.MAX_VAL_LOSS_RATIO`.
     restore_best_weights: when `fit` ends, put back the weights of the lowest
       validation loss (needs `validation_data`); False leaves the last ones.
+    adaptive_optimizer: for a policy that observes `adaptive_optimizer`,
+      whether the optimizer scales its steps per coordinate; None reads it
+      from the compiled optimizer's class (`features.is_adaptive_optimizer`;
+      a custom optimizer needs True or False here).
 
   Attributes:
     policy: the loaded `Policy`.
@@ -290,8 +294,9 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
   Raises:
     UserError: at construction for a bad policy directory or argument; at
       `on_train_begin` (before any training step) for an optimizer without a
-      settable learning rate, a missing final Dense layer, unusable data or an
-      unknown total number of steps when `budget_left` is observed.
+      settable learning rate, a missing final Dense layer, unusable data, an
+      unknown total number of steps when `budget_left` is observed or an
+      optimizer of unknown kind when `adaptive_optimizer` is.
   """
 
   def __init__(
@@ -308,6 +313,7 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
     max_train_loss: float = protocol.MAX_TRAIN_LOSS,
     max_val_loss_ratio: float | None = protocol.MAX_VAL_LOSS_RATIO,
     restore_best_weights: bool = False,
+    adaptive_optimizer: bool | None = None,
   ):
     super().__init__()
     self.rule = protocol.DivergenceRule(max_train_loss, max_val_loss_ratio)
@@ -361,6 +367,9 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
         "pass validation_data=(x, y)"
       )
     self.restore_best_weights = restore_best_weights
+    if adaptive_optimizer is not None:
+      checks.boolean("adaptive_optimizer", adaptive_optimizer)
+    self._adaptive_optimizer_arg = adaptive_optimizer
     self.verbose = checks.integer(
       "verbose",
       int(verbose) if isinstance(verbose, bool) else verbose,  # Keras takes True.
@@ -486,6 +495,12 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
     self._total = None
     if "budget_left" in self.policy.feature_names:
       self._total = self._resolve_total_steps()
+    # Read only when observed: a custom optimizer is then no error.
+    self._adaptive_optimizer = "adaptive_optimizer" in self.policy.feature_names and (
+      self._adaptive_optimizer_arg
+      if self._adaptive_optimizer_arg is not None
+      else features_lib.is_adaptive_optimizer(self.model.optimizer)
+    )
     self._outputs_are_probabilities = _ends_in_softmax(self.model)
     self._inputs_checked = False
     if self._forward_model is not self.model:  # One trace per model, not per fit.
@@ -622,6 +637,7 @@ class LearnedLRScheduler(tf.keras.callbacks.Callback):
         initial_learning_rate=self._initial_learning_rate,
         best_val_loss=self._stall.best_val_loss,
         decisions_since_best=self._stall.decisions_since_best,
+        adaptive_optimizer=self._adaptive_optimizer,
       )
       step_type = 0 if self._controller.first else 1
       new_lr, action, finite, observation = self._controller.decide(state)

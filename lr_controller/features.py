@@ -23,6 +23,8 @@ pure function of the state, documented in `FEATURES`:
 | log_val_loss_over_best      | log of val_loss over the run's lowest validation loss so far  | log(nats / nats) |
 |                             | (this one included: >= 0, 0 at a new best; extra)             |                  |
 | decisions_since_best        | decision points since that lowest validation loss (extra)     | decisions        |
+| adaptive_optimizer          | 1 if the optimizer scales its steps per coordinate (Adam,     | indicator {0, 1} |
+|                             | RMSprop, ...), 0 if not (SGD) (extra)                         |                  |
 
 The paper's seven are `PAPER_FEATURES`; `budget_left` is an optional extra
 (budget-aware controllers, as in DACBench and later schedule work):
@@ -36,10 +38,14 @@ one that sees the absolute rate steers towards the rates it was trained at
 plus the two stall features, the signal ReduceLROnPlateau acts on: how far
 the validation loss is above its best so far, and for how many decisions it
 has not improved (`StallTracker` keeps both; a controller without memory
-cannot know them otherwise). Gin files name the four lists
-`%PAPER_FEATURES`, `%BUDGET_AWARE_FEATURES`, `%RELATIVE_RATE_FEATURES` and
-`%STALL_FEATURES` (registered by `lr_controller.control.env`: this module
-needs TensorFlow only, as the callback does).
+cannot know them otherwise). `OPTIMIZER_AWARE_FEATURES` is
+`BUDGET_AWARE_FEATURES` plus `adaptive_optimizer`, known from the first
+decision: an adaptive optimizer's rate means something else than SGD's, and
+a controller trained on Adam can carry what it learned to RMSprop. Gin files
+name the five lists `%PAPER_FEATURES`, `%BUDGET_AWARE_FEATURES`,
+`%RELATIVE_RATE_FEATURES`, `%STALL_FEATURES` and `%OPTIMIZER_AWARE_FEATURES`
+(registered by `lr_controller.control.env`: this module needs TensorFlow
+only, as the callback does).
 
 The output-weight features read the model's final Dense layer
 (`find_final_dense`, TensorFlow only: the callback's look-up).
@@ -74,6 +80,8 @@ class TrainingState:
       included (nats; `StallTracker`).
     decisions_since_best: decision points since that loss was seen (0 when
       `val_loss` is it; `StallTracker`).
+    adaptive_optimizer: whether the optimizer scales its steps per
+      coordinate (`is_adaptive_optimizer`).
   """
 
   train_loss: float
@@ -86,6 +94,54 @@ class TrainingState:
   initial_learning_rate: float
   best_val_loss: float
   decisions_since_best: int
+  adaptive_optimizer: bool
+
+
+# Optimizers by whether they scale each coordinate's step by statistics of its
+# own gradients (Keras class names, the same in Keras 2, its legacy optimizers
+# and Keras 3). A subclass is classed as its nearest known base.
+ADAPTIVE_OPTIMIZERS = frozenset(
+  {
+    "Adadelta",
+    "Adafactor",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "Ftrl",
+    "Lamb",
+    "Lion",
+    "Nadam",
+    "RMSprop",
+  }
+)
+NON_ADAPTIVE_OPTIMIZERS = frozenset({"SGD"})
+
+
+def is_adaptive_optimizer(optimizer) -> bool:
+  """Whether a Keras optimizer scales its steps per coordinate (Adam: True, SGD: False).
+
+  A loss-scale wrapper (mixed precision) is judged by the optimizer it wraps;
+  a subclass by its nearest base in `ADAPTIVE_OPTIMIZERS` or
+  `NON_ADAPTIVE_OPTIMIZERS`.
+
+  Raises:
+    UserError: for an optimizer with no known base (a custom one): the
+      callback then takes the answer from its `adaptive_optimizer` argument.
+  """
+  inner = getattr(optimizer, "inner_optimizer", None)
+  if inner is not None:
+    optimizer = inner
+  for cls in type(optimizer).__mro__:
+    if cls.__name__ in ADAPTIVE_OPTIMIZERS:
+      return True
+    if cls.__name__ in NON_ADAPTIVE_OPTIMIZERS:
+      return False
+  raise UserError(
+    f"cannot tell whether optimizer {type(optimizer).__name__} scales its steps per "
+    "coordinate (the 'adaptive_optimizer' feature): pass adaptive_optimizer=True "
+    "or False"
+  )
 
 
 class StallTracker:
@@ -185,6 +241,11 @@ FEATURES: dict[str, Feature] = {
     "decision points since the run's lowest validation loss so far",
     "decisions",
   ),
+  "adaptive_optimizer": Feature(
+    lambda s: tf.constant(float(s.adaptive_optimizer), tf.float32),
+    "1 if the optimizer scales its steps per coordinate (Adam, RMSprop), 0 if not (SGD)",
+    "indicator",
+  ),
 }
 
 PAPER_FEATURES = (
@@ -205,6 +266,7 @@ STALL_FEATURES = BUDGET_AWARE_FEATURES + (
   "log_val_loss_over_best",
   "decisions_since_best",
 )
+OPTIMIZER_AWARE_FEATURES = BUDGET_AWARE_FEATURES + ("adaptive_optimizer",)
 
 
 def check_feature_names(names: Sequence[str]) -> tuple[str, ...]:

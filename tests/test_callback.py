@@ -632,6 +632,46 @@ class LearnedLRSchedulerTest(tf.test.TestCase):
     fit(scheduler, unknown, epochs=1)
     self.assertAllClose(scheduler.observations[0][1], 1 - _INTERVAL / 20)
 
+  def test_adaptive_optimizer_is_read_from_the_compiled_optimizer(self):
+    (x, y), _ = _data(seed=8)
+    metadata = dict(self.metadata, features=["train_loss", "adaptive_optimizer"])
+    policy_dir = self._fake_policy_dir(metadata)
+
+    class PlainStep(tf.keras.optimizers.Optimizer):
+      """A custom optimizer (no known base): w <- w - lr * g."""
+
+      def __init__(self, learning_rate):
+        super().__init__(name="plain_step")
+        self._learning_rate = self._build_learning_rate(learning_rate)
+
+      def update_step(self, gradient, variable):
+        variable.assign_sub(tf.cast(self.learning_rate, variable.dtype) * gradient)
+
+    def observed(optimizer, **kwargs):
+      model = tf.keras.Sequential(_layers())
+      model.compile(
+        optimizer, tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+      )
+      scheduler = lr_controller.LearnedLRScheduler(
+        policy_dir, action_interval=_INTERVAL, **kwargs
+      )
+      model.fit(x, y, batch_size=_BATCH, epochs=1, callbacks=[scheduler], verbose=0)
+      return sorted({float(obs[1]) for obs in scheduler.observations})
+
+    self.assertEqual(observed(tf.keras.optimizers.Adam(1e-3)), [1.0])
+    self.assertEqual(observed(tf.keras.optimizers.SGD(0.01)), [0.0])
+    # Mixed precision's wrapper is judged by the optimizer it wraps.
+    wrapped = tf.keras.mixed_precision.LossScaleOptimizer(tf.keras.optimizers.RMSprop())
+    self.assertEqual(observed(wrapped), [1.0])
+    # A custom optimizer: a one-line error before training, unless told.
+    with self.assertRaisesRegex(
+      UserError, "PlainStep.*adaptive_optimizer=True or False"
+    ):
+      observed(PlainStep(0.01))
+    self.assertEqual(observed(PlainStep(0.01), adaptive_optimizer=False), [0.0])
+    with self.assertRaisesRegex(UserError, "adaptive_optimizer"):
+      lr_controller.LearnedLRScheduler(policy_dir, adaptive_optimizer=1)
+
   def test_schedule_learning_rate_fails_before_training(self):
     (x, y), (xv, yv) = _data(seed=6)
     model = tf.keras.Sequential(_layers())

@@ -119,6 +119,7 @@ class FeaturesTest(tf.test.TestCase):
       initial_learning_rate=0.005,
       best_val_loss=1.2,
       decisions_since_best=3,
+      adaptive_optimizer=True,
     )
     obs = features.observation(state, list(features.FEATURES))
     expected = [
@@ -133,6 +134,7 @@ class FeaturesTest(tf.test.TestCase):
       np.log(0.02 / 0.005),
       np.log(1.5 / 1.2),
       3.0,
+      1.0,
     ]
     self.assertEqual(obs.dtype, np.float32)
     self.assertAllClose(obs, expected, rtol=1e-5, atol=1e-7)
@@ -157,6 +159,38 @@ class FeaturesTest(tf.test.TestCase):
       features.STALL_FEATURES,
       features.BUDGET_AWARE_FEATURES
       + ("log_val_loss_over_best", "decisions_since_best"),
+    )
+
+  def test_adaptive_optimizer_by_class(self):
+    optimizers = tf.keras.optimizers
+
+    class MySGD(optimizers.SGD):
+      pass
+
+    class MyOwn(optimizers.Optimizer):
+      pass
+
+    adaptive = features.is_adaptive_optimizer
+    self.assertFalse(adaptive(optimizers.SGD(0.1, momentum=0.9)))
+    self.assertFalse(adaptive(MySGD(0.1)))  # A subclass: its nearest known base.
+    self.assertFalse(adaptive(optimizers.legacy.SGD(0.1)))
+    for optimizer in (
+      optimizers.Adam(),
+      optimizers.RMSprop(),
+      optimizers.Adagrad(),
+      optimizers.AdamW(),
+      optimizers.legacy.Adam(),
+    ):
+      self.assertTrue(adaptive(optimizer), type(optimizer))
+    # Mixed precision's wrapper: the optimizer it wraps.
+    loss_scale = tf.keras.mixed_precision.LossScaleOptimizer
+    self.assertTrue(adaptive(loss_scale(optimizers.Adam())))
+    self.assertFalse(adaptive(loss_scale(optimizers.SGD())))
+    with self.assertRaisesRegex(UserError, "MyOwn.*adaptive_optimizer=True or False"):
+      adaptive(MyOwn(name="my_own"))
+    self.assertEqual(
+      features.OPTIMIZER_AWARE_FEATURES,
+      features.BUDGET_AWARE_FEATURES + ("adaptive_optimizer",),
     )
 
   def test_paper_features_are_seven(self):
@@ -310,6 +344,41 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
       ],
       rtol=1e-5,
     )
+
+  def test_adaptive_optimizer_is_the_episode_trainees(self):
+    def trainee_fn(optimizer):
+      def build(seed):
+        trainee = _ScriptedTrainee([2.0, 1.5, 1.4])
+        trainee.optimizer = optimizer
+        return trainee
+
+      return build
+
+    for optimizer, expected in (
+      (tf.keras.optimizers.Adam(), 1.0),
+      (tf.keras.optimizers.SGD(), 0.0),
+    ):
+      env = env_lib.LearningRateControlEnv(
+        trainee_fn(optimizer),
+        num_steps=20,
+        action_interval=10,
+        initial_learning_rates=(0.1,),
+        feature_names=["val_loss", "adaptive_optimizer"],
+        evaluate_test=False,
+      )
+      observations = [env.reset().observation]
+      observations.append(env.step(np.float32(0.0)).observation)
+      self.assertAllClose(np.array(observations)[:, 1], [expected] * 2)
+    # Not observed: a trainee without a Keras optimizer is never asked.
+    env = env_lib.LearningRateControlEnv(
+      lambda seed: _ScriptedTrainee([2.0, 1.5, 1.4]),
+      num_steps=20,
+      action_interval=10,
+      initial_learning_rates=(0.1,),
+      feature_names=["val_loss"],
+      evaluate_test=False,
+    )
+    self.assertAllClose(env.reset().observation, [2.0])
 
   def test_reference_reward_compares_with_the_cached_constant_rate_run(self):
     trainee = _RateTrainee()

@@ -50,13 +50,14 @@ from lr_controller.errors import UserError
 from lr_controller.trainee import protocol
 from lr_controller.trainee import trainee as trainee_lib
 
-# `%PAPER_FEATURES`, `%BUDGET_AWARE_FEATURES`, `%RELATIVE_RATE_FEATURES` and
-# `%STALL_FEATURES` in gin files (registered here, on the training side, so
+# `%PAPER_FEATURES`, `%BUDGET_AWARE_FEATURES`, `%RELATIVE_RATE_FEATURES`,
+# `%STALL_FEATURES` and `%OPTIMIZER_AWARE_FEATURES` in gin files (registered here, on the training side, so
 # that `features` and the callback need no gin).
 gin.constant("PAPER_FEATURES", features_lib.PAPER_FEATURES)
 gin.constant("BUDGET_AWARE_FEATURES", features_lib.BUDGET_AWARE_FEATURES)
 gin.constant("RELATIVE_RATE_FEATURES", features_lib.RELATIVE_RATE_FEATURES)
 gin.constant("STALL_FEATURES", features_lib.STALL_FEATURES)
+gin.constant("OPTIMIZER_AWARE_FEATURES", features_lib.OPTIMIZER_AWARE_FEATURES)
 
 INFO = {
   "identifier": "LearningRateControl",
@@ -304,6 +305,12 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     scope, lr = self._settings[rng.integers(len(self._settings))]
     self._trainee = self._scoped_trainee(scope, seed)
     self._episode_steps = self.episode_steps(scope)
+    # Read only when observed: a trainee without a Keras optimizer (the toy
+    # problems) is never asked.
+    self._adaptive_optimizer = (
+      "adaptive_optimizer" in self.feature_names
+      and features_lib.is_adaptive_optimizer(self._trainee.optimizer)
+    )
     self._reference = None
     reference_steps = 0
     if self._reward.needs_reference:
@@ -469,6 +476,7 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
       initial_learning_rate=self._episode["initial_learning_rate"],
       best_val_loss=self._stall.best_val_loss,
       decisions_since_best=self._stall.decisions_since_best,
+      adaptive_optimizer=self._adaptive_optimizer,
     )
 
   def _observe(self, state: features_lib.TrainingState) -> np.ndarray:
