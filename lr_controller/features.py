@@ -99,7 +99,8 @@ class TrainingState:
 
 # Optimizers by whether they scale each coordinate's step by statistics of its
 # own gradients (Keras class names, the same in Keras 2, its legacy optimizers
-# and Keras 3). A subclass is classed as its nearest known base.
+# and Keras 3). A subclass is classed as its nearest known base; any other
+# optimizer (Keras 3's Muon and MultiOptimizer among them) is not guessed.
 ADAPTIVE_OPTIMIZERS = frozenset(
   {
     "Adadelta",
@@ -113,6 +114,7 @@ ADAPTIVE_OPTIMIZERS = frozenset(
     "Lion",
     "Nadam",
     "RMSprop",
+    "ScheduleFreeAdamW",
   }
 )
 NON_ADAPTIVE_OPTIMIZERS = frozenset({"SGD"})

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 import lr_controller
 from lr_controller import callback as callback_lib
-from lr_controller import presets
+from lr_controller import features, presets
 from lr_controller.errors import UserError
 
 POLICY_ENV = "LRC_KERAS3_POLICY"
@@ -397,6 +397,16 @@ class CallbackKeras3Test(tf.test.TestCase):
         rtol=1e-4,
       )
       self.assertEqual(obs[self._index("val_loss")], obs[self._index("train_loss")])
+
+  def test_keras_3_optimizers_by_kind(self):
+    optimizers = keras.optimizers
+    self.assertFalse(features.is_adaptive_optimizer(optimizers.SGD(0.1)))
+    for optimizer in (optimizers.Adam(), optimizers.RMSprop(), optimizers.Lion()):
+      self.assertTrue(features.is_adaptive_optimizer(optimizer), type(optimizer))
+    wrapped = optimizers.LossScaleOptimizer(optimizers.SGD(0.1))
+    self.assertFalse(features.is_adaptive_optimizer(wrapped))
+    with self.assertRaisesRegex(UserError, "Muon.*adaptive_optimizer=True or False"):
+      features.is_adaptive_optimizer(optimizers.Muon())
 
   def test_a_schedule_fails_before_training(self):
     (x, y), (xv, yv) = _data(seed=6)
