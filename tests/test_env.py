@@ -663,6 +663,49 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
       self.assertAllClose(budgets, np.linspace(1.0, 0.0, steps // 10 + 1))
     self.assertEqual(seen, {"", "long"})
 
+  def test_scoped_reward_scales(self):
+    with gin.unlock_config():
+      gin.bind_parameter("long/make_optimizer.name", "adam")  # Any binding.
+    self.addCleanup(gin.clear_config)
+
+    def rewards_by_scope(**kwargs):
+      env = env_lib.LearningRateControlEnv(
+        lambda seed: _RateTrainee(),
+        num_steps=20,
+        action_interval=10,
+        initial_learning_rates=(0.1,),
+        scoped_initial_learning_rates={"long": (0.1,)},
+        scoped_num_steps={"long": 30},
+        feature_names=("budget_left",),
+        reward_scale=0.5,
+        evaluate_test=False,
+        **kwargs,
+      )
+      got = []
+      for _ in range(6):
+        env.reset()
+        step, rewards_got = None, []
+        while step is None or not step.is_last():
+          step = env.step(np.float32(0.0))
+          rewards_got.append(float(step.reward))
+        got.append((env.last_episode["trainee_scope"], rewards_got))
+      return got
+
+    plain = rewards_by_scope()
+    scaled = rewards_by_scope(scoped_reward_scales={"long": 2.0})
+    self.assertEqual({scope for scope, _ in plain}, {"", "long"})
+    for (scope, a), (same_scope, b) in zip(plain, scaled):
+      self.assertEqual(scope, same_scope)
+      self.assertAllClose(b, np.array(a) * (4.0 if scope == "long" else 1.0))
+    for scales, message in (
+      ({"other": 1.0}, "not a scope of scoped_initial_learning_rates"),
+      ({"long": 0.0}, "scoped_reward_scales\\['long'\\]"),
+      ({"long": float("nan")}, "finite"),
+      ([1.0], "must map gin scopes to reward scales"),
+    ):
+      with self.assertRaisesRegex(UserError, message, msg=str(scales)):
+        rewards_by_scope(scoped_reward_scales=scales)
+
   def test_training_settings_describe_every_scope(self):
     from lr_controller.trainee import toy_problems
 

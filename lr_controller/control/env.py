@@ -127,6 +127,12 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
       let the critic, whose outputs move by about its Adam rate per step, fit
       them within a few updates; 1 / decisions_per_episode makes the return
       the mean reward per decision.
+    scoped_reward_scales: `reward_scale` of the scopes named here (> 0; the
+      other scopes and the unscoped trainee keep `reward_scale`). PPO
+      normalizes advantages over a whole batch, so a setting whose returns
+      spread less weighs less in each update; scales inversely proportional
+      to each setting's return spread weigh them alike (a static form of
+      PopArt's per-task normalization, Hessel et al. 2019).
     seed: base seed; episode k uses seed `seed * 1_000_003 + k`.
     evaluate_test: evaluate the best-validation checkpoint on the test split at
       the end of each episode (reported in `last_episode`, never observed).
@@ -149,6 +155,7 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     divergence_penalty: float | None = None,
     setback_weight: float = 0.0,
     reward_scale: float = 1.0,
+    scoped_reward_scales: Mapping[str, float] | None = None,
     seed: int = 0,
     evaluate_test: bool = True,
   ):
@@ -181,8 +188,9 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     self.num_steps = int(num_steps)
     self.action_interval = int(action_interval)
     # Trainee steps per episode by gin scope ("": unscoped).
+    scopes = {scope for scope, _ in self._settings}
     self._steps_by_scope = {"": self.num_steps} | _scoped_num_steps(
-      scoped_num_steps, {scope for scope, _ in self._settings}, self.action_interval
+      scoped_num_steps, scopes, self.action_interval
     )
     self._episode_steps = self.num_steps
     self.max_log_factor = float(math.log(max_factor))
@@ -196,9 +204,11 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     self._reward = rewards_lib.get_reward(reward)
     self._divergence_penalty = divergence_penalty
     self._setback_weight = checks.non_negative("setback_weight", setback_weight)
-    if not reward_scale > 0:
-      raise UserError(f"reward_scale must be positive, got {reward_scale}")
-    self._reward_scale = float(reward_scale)
+    # Reward scale by gin scope ("": unscoped); the episode's in `_reward_scale`.
+    self._reward_scales = {
+      "": checks.positive("reward_scale", reward_scale)
+    } | _scoped_reward_scales(scoped_reward_scales, scopes)
+    self._reward_scale = self._reward_scales[""]
     self._seed = int(seed)
     self._evaluate_test = evaluate_test
     self.episode_index = 0  # Episodes started so far; restored when resuming.
@@ -305,6 +315,7 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     scope, lr = self._settings[rng.integers(len(self._settings))]
     self._trainee = self._scoped_trainee(scope, seed)
     self._episode_steps = self.episode_steps(scope)
+    self._reward_scale = self._reward_scales.get(scope, self._reward_scales[""])
     # Read only when observed: a trainee without a Keras optimizer (the toy
     # problems) is never asked.
     self._adaptive_optimizer = (
@@ -540,24 +551,49 @@ def _scoped_settings(
   return settings
 
 
+def _scope_mapping(name: str, mapping, scopes: set[str], what: str) -> Mapping:
+  """`mapping` (None: empty) checked: a Mapping whose keys are scopes of `scopes`."""
+  if not mapping:
+    return {}
+  if not isinstance(mapping, Mapping):
+    raise UserError(f"{name} must map gin scopes to {what}; got {mapping!r}")
+  for scope in mapping:
+    if scope not in scopes - {""}:
+      raise UserError(
+        f"{name}: {scope!r} is not a scope of scoped_initial_learning_rates, so "
+        "no episode would run it"
+      )
+  return mapping
+
+
+def _scoped_reward_scales(
+  scoped_reward_scales: Mapping[str, float] | None, scopes: set[str]
+) -> dict[str, float]:
+  """`scoped_reward_scales` checked: scopes of `scopes`, positive scales."""
+  mapping = _scope_mapping(
+    "scoped_reward_scales",
+    scoped_reward_scales,
+    scopes,
+    "reward scales, like {'mnist1d': 0.1}",
+  )
+  return {
+    scope: checks.positive(f"scoped_reward_scales[{scope!r}]", value)
+    for scope, value in mapping.items()
+  }
+
+
 def _scoped_num_steps(
   scoped_num_steps: Mapping[str, int] | None, scopes: set[str], action_interval: int
 ) -> dict[str, int]:
   """`scoped_num_steps` checked: scopes of `scopes`, positive multiples of the interval."""
-  if not scoped_num_steps:
-    return {}
-  if not isinstance(scoped_num_steps, Mapping):
-    raise UserError(
-      "scoped_num_steps must map gin scopes to trainee steps per episode, like "
-      f"{{'mnist1d': 1000}}; got {scoped_num_steps!r}"
-    )
+  mapping = _scope_mapping(
+    "scoped_num_steps",
+    scoped_num_steps,
+    scopes,
+    "trainee steps per episode, like {'mnist1d': 1000}",
+  )
   steps = {}
-  for scope, value in scoped_num_steps.items():
-    if scope not in scopes - {""}:
-      raise UserError(
-        f"scoped_num_steps: {scope!r} is not a scope of "
-        "scoped_initial_learning_rates, so no episode would run it"
-      )
+  for scope, value in mapping.items():
     value = checks.integer(f"scoped_num_steps[{scope!r}]", value, 1)
     if value % action_interval:
       raise UserError(
@@ -612,6 +648,7 @@ def create_environment(
   divergence_penalty: float | None = _DEFAULTS["divergence_penalty"],
   setback_weight: float = _DEFAULTS["setback_weight"],
   reward_scale: float = _DEFAULTS["reward_scale"],
+  scoped_reward_scales: Mapping[str, float] | None = _DEFAULTS["scoped_reward_scales"],
   evaluate_test: bool = _DEFAULTS["evaluate_test"],
 ) -> LearningRateControlEnv:
   """Builds the environment as configured by gin (see `LearningRateControlEnv`).
@@ -626,7 +663,7 @@ def create_environment(
     num_steps, action_interval, initial_learning_rates,
       scoped_initial_learning_rates, scoped_num_steps, min_learning_rate, max_learning_rate,
       max_factor, action_levels, feature_names, reward, divergence_penalty,
-      setback_weight, reward_scale, evaluate_test: see
+      setback_weight, reward_scale, scoped_reward_scales, evaluate_test: see
       `LearningRateControlEnv`.
   """
   return LearningRateControlEnv(
@@ -645,6 +682,7 @@ def create_environment(
     divergence_penalty=divergence_penalty,
     setback_weight=setback_weight,
     reward_scale=reward_scale,
+    scoped_reward_scales=scoped_reward_scales,
     seed=seed,
     evaluate_test=evaluate_test,
   )
