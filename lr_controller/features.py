@@ -40,8 +40,9 @@ the validation loss is above its best so far, and for how many decisions it
 has not improved (`StallTracker` keeps both; a controller without memory
 cannot know them otherwise). `OPTIMIZER_AWARE_FEATURES` is
 `BUDGET_AWARE_FEATURES` plus `adaptive_optimizer`, known from the first
-decision: an adaptive optimizer's rate means something else than SGD's, and
-a controller trained on Adam can carry what it learned to RMSprop. Gin files
+decision: an adaptive optimizer's rate means something else than SGD's
+(whether a controller trained on Adam then treats RMSprop better is an
+experiment: docs/experiments.md, round 25, where it did not). Gin files
 name the five lists `%PAPER_FEATURES`, `%BUDGET_AWARE_FEATURES`,
 `%RELATIVE_RATE_FEATURES`, `%STALL_FEATURES` and `%OPTIMIZER_AWARE_FEATURES`
 (registered by `lr_controller.control.env`: this module needs TensorFlow
@@ -117,7 +118,8 @@ ADAPTIVE_OPTIMIZERS = frozenset(
     "ScheduleFreeAdamW",
   }
 )
-NON_ADAPTIVE_OPTIMIZERS = frozenset({"SGD"})
+NON_ADAPTIVE_OPTIMIZERS = frozenset({"SGD", "ScheduleFreeSGD"})
+KNOWN_OPTIMIZERS = ADAPTIVE_OPTIMIZERS | NON_ADAPTIVE_OPTIMIZERS
 
 
 def is_adaptive_optimizer(optimizer) -> bool:

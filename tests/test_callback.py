@@ -669,6 +669,10 @@ class LearnedLRSchedulerTest(tf.test.TestCase):
     ):
       observed(PlainStep(0.01))
     self.assertEqual(observed(PlainStep(0.01), adaptive_optimizer=False), [0.0])
+    # The argument overrides the class.
+    self.assertEqual(
+      observed(tf.keras.optimizers.SGD(0.01), adaptive_optimizer=True), [1.0]
+    )
     with self.assertRaisesRegex(UserError, "adaptive_optimizer"):
       lr_controller.LearnedLRScheduler(policy_dir, adaptive_optimizer=1)
 

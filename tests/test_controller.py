@@ -199,6 +199,7 @@ class ScopedSettingsTest(tf.test.TestCase):
     bindings = [
       "create_agent.num_epochs = 2",
       "create_environment.scoped_initial_learning_rates = {'adam': [0.003]}",
+      "create_environment.scoped_reward_scales = {'adam': 2.0}",
       "adam/make_optimizer.name = 'adam'",
     ]
     gin_utils.parse_gin(SMOKE, bindings, finalize=False)
@@ -219,9 +220,13 @@ class ScopedSettingsTest(tf.test.TestCase):
       episodes = [json.loads(line) for line in f]
     rates = {(e["trainee_scope"], e["initial_learning_rate"]) for e in episodes}
     self.assertEqual(rates, {("", 0.01), ("adam", 0.003)})
+    scales = {e["trainee_scope"]: e["reward_scale"] for e in episodes}
+    self.assertEqual(scales["adam"], 2.0)
+    self.assertNotEqual(scales[""], 2.0)  # The unscoped trainee keeps reward_scale.
     with open(os.path.join(root, constants.OPERATIVE_GIN)) as f:
       self.assertIn("adam/make_optimizer.name = 'adam'", f.read())
-    # Evaluation runs the unscoped setting (SGD from 0.01) on every seed.
+    # Evaluation runs the unscoped setting (SGD from 0.01) on every seed; the
+    # training's scoped bindings (scoped_reward_scales among them) are left out.
     policy, metadata = evaluation.load_policy(trained["policy_dir"])
     env = evaluation.make_environment(metadata)
     for seed in evaluation.evaluation_seeds(0, 4):

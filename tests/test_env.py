@@ -12,7 +12,7 @@ from lr_controller import features, testing
 from lr_controller.control import env as env_lib
 from lr_controller.control import rewards
 from lr_controller.errors import UserError
-from lr_controller.trainee import protocol
+from lr_controller.trainee import protocol, toy_problems
 from lr_controller.trainee import trainee as trainee_lib
 
 
@@ -379,6 +379,50 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
       evaluate_test=False,
     )
     self.assertAllClose(env.reset().observation, [2.0])
+    # Observed: such a trainee is a one-line error.
+    env = env_lib.LearningRateControlEnv(
+      lambda seed: toy_problems.NoisyQuadraticTrainee(seed=seed),
+      num_steps=20,
+      action_interval=10,
+      initial_learning_rates=(0.1,),
+      feature_names=["adaptive_optimizer"],
+      evaluate_test=False,
+    )
+    with self.assertRaisesRegex(UserError, "NoisyQuadraticTrainee has none"):
+      env.reset()
+
+  def test_adaptive_optimizer_follows_the_episodes_setting(self):
+    with gin.unlock_config():
+      gin.bind_parameter("adam/make_optimizer.name", "adam")  # Any binding.
+    self.addCleanup(gin.clear_config)
+
+    def build(seed):  # Called inside the setting's gin scope.
+      trainee = _ScriptedTrainee([2.0] * 3)
+      adam = gin.current_scope_str() == "adam"
+      trainee.optimizer = (
+        tf.keras.optimizers.Adam() if adam else tf.keras.optimizers.SGD()
+      )
+      return trainee
+
+    env = env_lib.LearningRateControlEnv(
+      build,
+      num_steps=20,
+      action_interval=10,
+      initial_learning_rates=(0.1,),
+      scoped_initial_learning_rates={"adam": (0.01,)},
+      feature_names=["adaptive_optimizer"],
+      evaluate_test=False,
+    )
+    seen = {}
+    for _ in range(8):
+      observation = env.reset().observation
+      step = None
+      while step is None or not step.is_last():
+        step = env.step(np.float32(0.0))
+      seen.setdefault(env.last_episode["trainee_scope"], set()).add(
+        float(observation[0])
+      )
+    self.assertEqual(seen, {"": {0.0}, "adam": {1.0}})
 
   def test_reference_reward_compares_with_the_cached_constant_rate_run(self):
     trainee = _RateTrainee()
@@ -701,14 +745,14 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
       ({"other": 1.0}, "not a scope of scoped_initial_learning_rates"),
       ({"long": 0.0}, "scoped_reward_scales\\['long'\\]"),
       ({"long": float("nan")}, "finite"),
+      ({"long": "2"}, "finite"),
+      ({"": 1.0}, "not a scope"),
       ([1.0], "must map gin scopes to reward scales"),
     ):
       with self.assertRaisesRegex(UserError, message, msg=str(scales)):
         rewards_by_scope(scoped_reward_scales=scales)
 
   def test_training_settings_describe_every_scope(self):
-    from lr_controller.trainee import toy_problems
-
     with gin.unlock_config():
       gin.bind_parameter("long/make_optimizer.name", "adam")  # Any binding.
     self.addCleanup(gin.clear_config)

@@ -683,7 +683,7 @@ def _log_episodes(
       "diverged": info["diverged"],
       "initial_learning_rate": info["initial_learning_rate"],
       # Only when the environment trains several settings.
-      **{k: info[k] for k in ("trainee_scope",) if k in info},
+      **{k: info[k] for k in ("trainee_scope", "reward_scale") if k in info},
       "learning_rates": info["learning_rates"],
       "val_losses": info["val_losses"],
       "steps": info["steps"],

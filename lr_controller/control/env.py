@@ -316,11 +316,8 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
     self._trainee = self._scoped_trainee(scope, seed)
     self._episode_steps = self.episode_steps(scope)
     self._reward_scale = self._reward_scales.get(scope, self._reward_scales[""])
-    # Read only when observed: a trainee without a Keras optimizer (the toy
-    # problems) is never asked.
-    self._adaptive_optimizer = (
-      "adaptive_optimizer" in self.feature_names
-      and features_lib.is_adaptive_optimizer(self._trainee.optimizer)
+    self._adaptive_optimizer = "adaptive_optimizer" in self.feature_names and (
+      _trainee_is_adaptive(self._trainee)
     )
     self._reference = None
     reference_steps = 0
@@ -342,7 +339,11 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
       "seed": seed,
       "initial_learning_rate": lr,
       **(
-        {"trainee_scope": scope, "num_steps": self._episode_steps}
+        {
+          "trainee_scope": scope,
+          "num_steps": self._episode_steps,
+          "reward_scale": self._reward_scale,
+        }
         if len(self._settings) > len(self._initial_lrs)
         else {}
       ),
@@ -508,6 +509,28 @@ class LearningRateControlEnv(py_environment.PyEnvironment):
   def set_state(self, state: dict) -> None:
     self.episode_index = int(state["episode_index"])
     self.nonfinite_actions = int(state.get("nonfinite_actions", 0))
+
+
+def _trainee_is_adaptive(trainee) -> bool:
+  """`features.is_adaptive_optimizer` of the trainee's Keras optimizer.
+
+  Raises:
+    UserError: for a trainee without one (the toy problems) or of unknown kind.
+  """
+  optimizer = getattr(trainee, "optimizer", None)
+  if optimizer is None:
+    raise UserError(
+      f"the feature adaptive_optimizer needs a trainee with a Keras optimizer; "
+      f"{type(trainee).__name__} has none"
+    )
+  try:
+    return features_lib.is_adaptive_optimizer(optimizer)
+  except UserError:
+    raise UserError(
+      f"the feature adaptive_optimizer: the trainee's optimizer "
+      f"{type(optimizer).__name__} is of unknown kind (known: "
+      f"{', '.join(sorted(features_lib.KNOWN_OPTIMIZERS))})"
+    ) from None
 
 
 def _reference_key(

@@ -102,6 +102,7 @@ def make_environment(
       action_levels=None,
       scoped_initial_learning_rates=None,
       scoped_num_steps=None,
+      scoped_reward_scales=None,
       **environment_arguments(interface),
       **kwargs,
     )

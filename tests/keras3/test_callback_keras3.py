@@ -401,7 +401,12 @@ class CallbackKeras3Test(tf.test.TestCase):
   def test_keras_3_optimizers_by_kind(self):
     optimizers = keras.optimizers
     self.assertFalse(features.is_adaptive_optimizer(optimizers.SGD(0.1)))
-    for optimizer in (optimizers.Adam(), optimizers.RMSprop(), optimizers.Lion()):
+    for optimizer in (
+      optimizers.Adam(),
+      optimizers.RMSprop(),
+      optimizers.Lion(),
+      optimizers.ScheduleFreeAdamW(),
+    ):
       self.assertTrue(features.is_adaptive_optimizer(optimizer), type(optimizer))
     wrapped = optimizers.LossScaleOptimizer(optimizers.SGD(0.1))
     self.assertFalse(features.is_adaptive_optimizer(wrapped))
