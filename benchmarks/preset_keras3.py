@@ -27,6 +27,9 @@ scikit-learn there: `.venv-keras3/bin/pip install scikit-learn`):
 
   .venv-keras3/bin/python benchmarks/preset_keras3.py --out=runs/preset_keras3.json
 
+`--policy_dir=DIR` judges an exported policy in place of the shipped preset
+(a candidate, before it ships).
+
 Prints a table with paired t-tests (scipy if present, else the t statistic
 alone) and writes the runs as JSON.
 """
@@ -110,8 +113,11 @@ class BestWeights(keras.callbacks.Callback):
       self.model.set_weights(self.best_weights)
 
 
-def run(method, rate, seed, data, epochs, batch_size):
-  """One `fit`: returns {seed, best_val_loss, test_loss, test_accuracy, seconds}."""
+def run(method, rate, seed, data, epochs, batch_size, policy_dir=None):
+  """One `fit`: returns {seed, best_val_loss, test_loss, test_accuracy, seconds}.
+
+  `policy_dir`: the controller's exported policy; None: the shipped preset.
+  """
   (x, y), validation, (x_test, y_test) = data
   keras.utils.set_random_seed(seed)
   model = user_model()
@@ -124,8 +130,11 @@ def run(method, rate, seed, data, epochs, batch_size):
   if method == "controller":
     import lr_controller
 
-    controller = lr_controller.LearnedLRScheduler.from_preset(
-      "general", validation_data=validation, restore_best_weights=True
+    arguments = dict(validation_data=validation, restore_best_weights=True)
+    controller = (
+      lr_controller.LearnedLRScheduler.from_preset("general", **arguments)
+      if policy_dir is None
+      else lr_controller.LearnedLRScheduler(policy_dir, **arguments)
     )
     callbacks.append(controller)
   else:
@@ -182,18 +191,32 @@ def main():
   parser.add_argument("--epochs", type=int, default=20)
   parser.add_argument("--batch_size", type=int, default=64)
   parser.add_argument("--out", default=os.path.join("runs", "preset_keras3.json"))
+  parser.add_argument(
+    "--policy_dir",
+    default=None,
+    help="an exported policy to judge in place of the shipped preset (a candidate)",
+  )
   args = parser.parse_args()
   if args.num_runs < 2 or args.epochs < 1 or args.batch_size < 1:
     sys.exit("error: --num_runs must be >= 2, --epochs and --batch_size >= 1")
+  if args.policy_dir is not None and not os.path.isdir(args.policy_dir):
+    sys.exit(f"error: --policy_dir {args.policy_dir} is not a directory")
   data = load_digits()
   seeds = [EVAL_SEED_OFFSET + i for i in range(args.num_runs)]
   say = lambda text: print(text, flush=True)  # noqa: E731
-  results = {"tensorflow": tf.__version__, "keras": keras.__version__, "methods": {}}
+  results = {
+    "tensorflow": tf.__version__,
+    "keras": keras.__version__,
+    "policy": args.policy_dir or "preset general",
+    "methods": {},
+  }
 
   def repeat(name, method, rate):
     runs = []
     for k, seed in enumerate(seeds, 1):
-      runs.append(run(method, rate, seed, data, args.epochs, args.batch_size))
+      runs.append(
+        run(method, rate, seed, data, args.epochs, args.batch_size, args.policy_dir)
+      )
       say(f"{name} {k}/{len(seeds)}: test loss {runs[-1]['test_loss']:.4f}")
     results["methods"][name] = {"rate": rate, "runs": runs}
     return runs
