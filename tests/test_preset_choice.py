@@ -1,0 +1,65 @@
+"""Tests of the preset's choice in units of noise (judge/preset_choice.py)."""
+
+import math
+
+import numpy as np
+import scipy.stats
+import tensorflow as tf
+
+from lr_controller.errors import UserError
+from lr_controller.judge import preset_choice
+
+
+class PresetChoiceTest(tf.test.TestCase):
+  def test_reference_is_the_lowest_mean(self):
+    methods = {"step_decay": [1.0, 1.2], "one_cycle": [0.9, 1.2], "cosine": [1.0, 1.0]}
+    self.assertEqual(preset_choice.reference(methods), "cosine")
+    with self.assertRaises(UserError):
+      preset_choice.reference({})
+
+  def test_gap_is_the_paired_t_statistic(self):
+    rng = np.random.default_rng(0)
+    reference = rng.normal(1.0, 0.05, size=10)
+    candidate = reference + rng.normal(0.02, 0.01, size=10)
+    expected = scipy.stats.ttest_rel(candidate, reference).statistic
+    self.assertAllClose(preset_choice.gap(candidate, reference), expected)
+    # A diverged run, or no noise to measure against.
+    self.assertEqual(preset_choice.gap([math.inf, 1.0], [1.0, 1.0]), math.inf)
+    self.assertEqual(preset_choice.gap([1.5, 2.5], [1.0, 2.0]), math.inf)
+    self.assertEqual(preset_choice.gap([0.5, 1.5], [1.0, 2.0]), -math.inf)
+    self.assertEqual(preset_choice.gap([1.0, 2.0], [1.0, 2.0]), 0.0)
+    with self.assertRaisesRegex(UserError, "same trainees"):
+      preset_choice.gap([1.0, 1.1, 1.2], [1.0, 1.1])
+
+  def test_choose_minimizes_the_worst_setting(self):
+    rng = np.random.default_rng(1)
+    noise = {s: rng.normal(0, 0.01, size=8) for s in ("cnn", "rmsprop")}
+    peers = {
+      "one_cycle": {"cnn": 1.00 + noise["cnn"], "rmsprop": 0.09 + noise["rmsprop"]},
+      "step_decay": {"cnn": 1.05 + noise["cnn"], "rmsprop": 0.08 + noise["rmsprop"]},
+    }
+    jitter = rng.normal(0, 0.005, size=8)
+    candidates = {
+      # Best on the CNN by far, clearly behind on RMSprop.
+      "sharp": {
+        "cnn": 0.95 + noise["cnn"],
+        "rmsprop": 0.12 + noise["rmsprop"] + jitter,
+      },
+      # Slightly behind on both.
+      "even": {
+        "cnn": 1.005 + noise["cnn"] + jitter,
+        "rmsprop": 0.081 + noise["rmsprop"] + jitter,
+      },
+    }
+    chosen, table = preset_choice.choose(candidates, peers)
+    self.assertEqual(chosen, "even")
+    self.assertEqual(
+      table["even"]["references"], {"cnn": "one_cycle", "rmsprop": "step_decay"}
+    )
+    for entry in table.values():
+      self.assertEqual(entry["score"], max(entry["gaps"].values()))
+    self.assertGreater(table["sharp"]["gaps"]["rmsprop"], table["even"]["score"])
+    with self.assertRaisesRegex(UserError, "no validation runs on rmsprop"):
+      preset_choice.choose({"cnn only": {"cnn": [1.0] * 8}}, peers)
+    with self.assertRaisesRegex(UserError, "no candidate"):
+      preset_choice.choose({}, peers)
