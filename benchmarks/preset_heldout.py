@@ -19,7 +19,11 @@ repeatable) for choosing between them: each runs greedily on `--num_runs`
 validation trainees of every held-out setting (trainee seeds
 `VALIDATION_SEED_OFFSET + i`, apart from the evaluation's 500,000 + i and
 from controller training's), and only the mean best validation loss is
-reported; the test split is never read.
+reported; the test split is never read. With `--peers`, the step decay and
+every peer, each tuned on the setting by its own search (on the selection
+seed, as the evaluation tunes them), run on the same validation trainees too:
+the reference of the preset's choice in units of noise
+(`lr_controller.judge.preset_choice`, `scripts/build_preset.py`).
 
   python benchmarks/preset_heldout.py --root_dir=runs/preset_heldout
   python benchmarks/preset_heldout.py --mode=validation \
@@ -52,6 +56,11 @@ flags.DEFINE_list(
   "settings", [], "Only the held-out settings whose name contains one of these."
 )
 flags.DEFINE_integer("num_runs", 10, "Trainee seeds per method.", lower_bound=2)
+flags.DEFINE_bool(
+  "peers",
+  False,
+  "Validation: also run the tuned step decay and peers on the validation trainees.",
+)
 flags.DEFINE_multi_string(
   "gin_bindings", [], "Applied after every setting's own (e.g. to shrink runs)."
 )
@@ -98,7 +107,7 @@ def _settings(tasks):
 
 def _validation(tasks, task_set_path: str) -> None:
   from lr_controller.control import env as env_lib
-  from lr_controller.judge import method_runs, task_sets
+  from lr_controller.judge import method_runs, preset_choice, task_sets
 
   os.makedirs(FLAGS.root_dir, exist_ok=True)
   path = os.path.join(FLAGS.root_dir, "validation.json")
@@ -111,7 +120,7 @@ def _validation(tasks, task_set_path: str) -> None:
     policy_dir = _policy_path(policy)
     loaded, metadata = method_runs.load_policy(policy_dir)
     for setting in settings:
-      key = f"{policy_dir}|{setting.name}|{FLAGS.num_runs}"
+      key = preset_choice.score_key(policy_dir, setting.name, FLAGS.num_runs)
       if key in scores:
         continue
       task_sets.apply_setting(setting, tasks, FLAGS.gin_file, FLAGS.gin_bindings)
@@ -129,21 +138,101 @@ def _validation(tasks, task_set_path: str) -> None:
         f"{policy} on {setting.name}: mean best validation loss "
         f"{np.mean(best):.4f} ({time.perf_counter() - start:.0f}s)"
       )
+  if FLAGS.peers:
+    _validation_peers(tasks, settings, scores, path, seeds)
   lines = [
     "| policy | " + " | ".join(s.name for s in settings) + " |",
     "|---" * (len(settings) + 1) + "|",
   ]
-  for policy in FLAGS.policy_dir:
-    policy_dir = _policy_path(policy)
+  rows = [(policy, _policy_path(policy), False) for policy in FLAGS.policy_dir]
+  if FLAGS.peers:
+    rows += [(f"tuned {name}", name, True) for name in _tuned_names()]
+  for label, name, tuned in rows:
     cells = []
     for setting in settings:
-      best = scores[f"{policy_dir}|{setting.name}|{FLAGS.num_runs}"]["best_val"]
-      cells.append(f"{np.mean(best):.4f} ± {np.std(best, ddof=1):.4f}")
-    lines.append(f"| {policy} | " + " | ".join(cells) + " |")
+      key = preset_choice.score_key(name, setting.name, FLAGS.num_runs, tuned)
+      entry = scores.get(key)
+      best = entry["best_val"] if entry else None
+      cells.append(
+        "-" if best is None else f"{np.mean(best):.4f} ± {np.std(best, ddof=1):.4f}"
+      )
+    lines.append(f"| {label} | " + " | ".join(cells) + " |")
   table = "\n".join(lines)
   _say(f"\nMean best validation loss, {FLAGS.num_runs} validation trainees:\n{table}")
   with open(os.path.join(FLAGS.root_dir, "validation.md"), "w") as f:
     f.write(table + "\n")
+
+
+def _tuned_names() -> list[str]:
+  from lr_controller import gin_utils
+  from lr_controller.judge import evaluation
+
+  peers = gin_utils.bound_value("evaluate.peers", evaluation.DEFAULT_PEERS)
+  return ["step_decay", *evaluation.check_peers(peers)]
+
+
+def _validation_peers(tasks, settings, scores: dict, path: str, seeds) -> None:
+  """The tuned step decay and peers on the validation trainees (test never read).
+
+  Each is tuned as `evaluate` tunes it (the step-decay grid into
+  ROOT/<setting>/baseline_search, the peers' rate searches, on selection
+  seed 0), then runs on `seeds`; only best validation losses are kept.
+  """
+  from lr_controller import gin_utils
+  from lr_controller.judge import evaluation, method_runs, preset_choice, task_sets
+
+  _, metadata = method_runs.load_policy(_policy_path(FLAGS.policy_dir[0]))
+  for setting in settings:
+    names = _tuned_names_for(setting, tasks)
+    keys = {
+      n: preset_choice.score_key(n, setting.name, FLAGS.num_runs, tuned=True)
+      for n in names
+    }
+    if all(k in scores for k in keys.values()):
+      continue
+    task_sets.apply_setting(setting, tasks, FLAGS.gin_file, FLAGS.gin_bindings)
+    env = method_runs.make_environment(metadata, seed=0, evaluate_test=False)
+    num_steps, interval = env.num_steps, env.action_interval
+    env = None
+    root = os.path.join(FLAGS.root_dir, _slug(setting.name))
+    os.makedirs(root, exist_ok=True)
+    step_decay = evaluation.run_baseline_search(root, None, 0, num_steps, say=_say)
+    rates = gin_utils.bound_value(
+      "evaluate.peer_learning_rates", evaluation.DEFAULT_PEER_LEARNING_RATES
+    )
+    tuned = evaluation.tune_peers(names[1:], rates, num_steps, interval, 0, say=_say)
+    for name in names:
+      if keys[name] in scores:
+        continue
+      trainee = evaluation.build_evaluation_trainee(seeds[0])
+      start, best = time.perf_counter(), []
+      for seed in seeds:
+        if name == "step_decay":
+          run = method_runs.run_step_decay(
+            trainee, step_decay["setting"], seed, num_steps, interval, False
+          )
+        else:
+          rate = tuned[name]["initial_learning_rate"]
+          run = method_runs.run_peer(
+            name, trainee, rate, seed, num_steps, interval, False
+          )
+        diverged = run["diverged"] or run["best_val_loss"] is None
+        best.append(np.inf if diverged else run["best_val_loss"])  # Never the test.
+      scores[keys[name]] = {"method": name, "setting": setting.name, "best_val": best}
+      with open(path, "w") as f:
+        json.dump(scores, f, indent=1)
+      _say(
+        f"tuned {name} on {setting.name}: mean best validation loss "
+        f"{np.mean(best):.4f} ({time.perf_counter() - start:.0f}s)"
+      )
+
+
+def _tuned_names_for(setting, tasks) -> list[str]:
+  """`_tuned_names` under the setting's gin (a setting may bind its own peers)."""
+  from lr_controller.judge import task_sets
+
+  task_sets.apply_setting(setting, tasks, FLAGS.gin_file, FLAGS.gin_bindings)
+  return _tuned_names()
 
 
 # ---------------------------------------------------------------------------

@@ -1,11 +1,18 @@
 """Tests of the preset's choice in units of noise (judge/preset_choice.py)."""
 
+import json
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
+import pytest
 import scipy.stats
+import subprocesses
 import tensorflow as tf
 
+from lr_controller import presets
 from lr_controller.errors import UserError
 from lr_controller.judge import preset_choice
 
@@ -63,3 +70,55 @@ class PresetChoiceTest(tf.test.TestCase):
       preset_choice.choose({"cnn only": {"cnn": [1.0] * 8}}, peers)
     with self.assertRaisesRegex(UserError, "no candidate"):
       preset_choice.choose({}, peers)
+
+  def test_split_scores(self):
+    general = "/p/general"
+    scores = {
+      preset_choice.score_key(general, "cnn", 2): {"best_val": [1.0, 1.1]},
+      preset_choice.score_key(general, "cnn", 3): {"best_val": [1.0, 1.1, 1.2]},
+      preset_choice.score_key("/p/other", "cnn", 2): {"best_val": [0.9, 1.0]},
+      preset_choice.score_key("cosine", "cnn", 2, tuned=True): {"best_val": [0.8, 0.9]},
+    }
+    candidates, methods = preset_choice.split_scores(scores, [general], 2)
+    self.assertEqual(candidates, {general: {"cnn": [1.0, 1.1]}})
+    self.assertEqual(methods, {"cosine": {"cnn": [0.8, 0.9]}})
+
+
+@pytest.mark.slow
+class ValidationPeersTest(tf.test.TestCase):
+  def test_preset_heldout_scores_the_tuned_methods_on_the_same_trainees(self):
+    # The shipped preset and two tuned methods on RMSprop's validation
+    # trainees, 20-step runs (smoke.gin): what build_preset chooses from.
+    root = self.create_tempdir().full_path
+    command = [
+      sys.executable,
+      os.path.join(subprocesses.REPO_ROOT, "benchmarks", "preset_heldout.py"),
+      "--mode=validation",
+      f"--root_dir={root}",
+      "--settings=rmsprop",
+      "--num_runs=2",
+      "--peers",
+      "--gin_file=smoke.gin",
+      "--gin_bindings=evaluate.peers = ['cosine']",
+    ]
+    done = subprocess.run(
+      command,
+      env=subprocesses.environment(self.create_tempdir().full_path),
+      capture_output=True,
+      text=True,
+      timeout=600,
+    )
+    self.assertEqual(done.returncode, 0, done.stderr[-2000:])
+    self.assertIn("| tuned cosine |", done.stdout)
+    with open(os.path.join(root, "validation.json")) as f:
+      scores = json.load(f)
+    general = presets.preset_path("general")
+    candidates, methods = preset_choice.split_scores(scores, [general], 2)
+    self.assertEqual(set(methods), {"step_decay", "cosine"})
+    setting = "digits/lenet/rmsprop lr0=0.001"
+    for by_setting in [*candidates.values(), *methods.values()]:
+      self.assertLen(by_setting[setting], 2)
+    self.assertNotIn("test", json.dumps(scores))  # Validation only.
+    chosen, table = preset_choice.choose(candidates, methods)
+    self.assertEqual(chosen, general)
+    self.assertIn(table[general]["references"][setting], methods)

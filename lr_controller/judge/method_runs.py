@@ -202,8 +202,12 @@ def run_step_decay(
   seed: int,
   num_steps: int,
   eval_interval: int,
+  evaluate_test: bool = True,
 ) -> dict:
-  """One run of a step-decay setting (lr0, discount_step, factor) from `seed`."""
+  """One run of a step-decay setting (lr0, discount_step, factor) from `seed`.
+
+  `evaluate_test=False` never reads the test split (test fields None).
+  """
   return run_schedule(
     trainee,
     baseline_search.step_decay(setting, num_steps),
@@ -211,6 +215,7 @@ def run_step_decay(
     seed,
     num_steps,
     eval_interval,
+    evaluate_test,
   )
 
 
@@ -221,11 +226,18 @@ def run_schedule(
   seed: int,
   num_steps: int,
   eval_interval: int,
+  evaluate_test: bool = True,
 ) -> dict:
-  """One run of a fixed per-step `schedule` from `seed`, recorded with its `initial_learning_rate`."""
+  """One run of a fixed per-step `schedule` from `seed`, recorded with its `initial_learning_rate`.
+
+  `evaluate_test=False` never reads the test split (test fields None).
+  """
   trainee.reset(seed, initial_learning_rate, schedule=schedule)
   result = trainee_lib.run_training(
-    trainee, num_steps=num_steps, eval_interval=eval_interval, evaluate_test=True
+    trainee,
+    num_steps=num_steps,
+    eval_interval=eval_interval,
+    evaluate_test=evaluate_test,
   )
   return _from_training(result, seed, initial_learning_rate)
 
@@ -237,8 +249,12 @@ def run_peer(
   seed: int,
   num_steps: int,
   eval_interval: int,
+  evaluate_test: bool = True,
 ) -> dict:
-  """One run of peer `name` (see `adaptive_peers.run_peer`) from `seed`."""
+  """One run of peer `name` (see `adaptive_peers.run_peer`) from `seed`.
+
+  `evaluate_test=False` never reads the test split (test fields None).
+  """
   result = adaptive_peers.run_peer(
     name,
     trainee,
@@ -246,6 +262,6 @@ def run_peer(
     num_steps=num_steps,
     eval_interval=eval_interval,
     seed=seed,
-    evaluate_test=True,
+    evaluate_test=evaluate_test,
   )
   return _from_training(result, seed, initial_learning_rate)

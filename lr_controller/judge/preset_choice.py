@@ -29,6 +29,39 @@ from lr_controller.judge import comparison
 Scores = Mapping[str, Mapping[str, Sequence[float]]]
 
 
+def score_key(name: str, setting: str, num_runs: int, tuned: bool = False) -> str:
+  """The key of one score in `benchmarks/preset_heldout.py`'s validation.json.
+
+  `name` is a policy directory (absolute), or with `tuned` a tuned method
+  (step_decay or a peer).
+  """
+  return f"{TUNED_PREFIX if tuned else ''}{name}|{setting}|{num_runs}"
+
+
+TUNED_PREFIX = "tuned:"
+
+
+def split_scores(
+  scores: Mapping[str, dict], policies: Sequence[str], num_runs: int
+) -> tuple[dict, dict]:
+  """(candidates, methods) of `choose` from a validation.json's entries.
+
+  Candidates are the `policies` (absolute directories); methods are every
+  tuned method scored with `num_runs` trainees.
+  """
+  candidates: dict[str, dict] = {}
+  methods: dict[str, dict] = {}
+  for key, entry in scores.items():
+    name, setting, runs = key.rsplit("|", 2)
+    if int(runs) != num_runs:
+      continue
+    if name.startswith(TUNED_PREFIX):
+      methods.setdefault(name[len(TUNED_PREFIX) :], {})[setting] = entry["best_val"]
+    elif name in policies:
+      candidates.setdefault(name, {})[setting] = entry["best_val"]
+  return candidates, methods
+
+
 def _mean(values: Sequence[float]) -> float:
   return sum(values) / len(values) if len(values) else math.inf
 
