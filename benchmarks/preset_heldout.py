@@ -209,12 +209,17 @@ def _validation_peers(tasks, settings, scores: dict, path: str, seeds) -> None:
       for seed in seeds:
         if name == "step_decay":
           run = method_runs.run_step_decay(
-            trainee, step_decay["setting"], seed, num_steps, interval, False
+            trainee,
+            step_decay["setting"],
+            seed,
+            num_steps,
+            interval,
+            evaluate_test=False,
           )
         else:
           rate = tuned[name]["initial_learning_rate"]
           run = method_runs.run_peer(
-            name, trainee, rate, seed, num_steps, interval, False
+            name, trainee, rate, seed, num_steps, interval, evaluate_test=False
           )
         diverged = run["diverged"] or run["best_val_loss"] is None
         best.append(np.inf if diverged else run["best_val_loss"])  # Never the test.
