@@ -188,7 +188,8 @@ def _validation_peers(tasks, settings, scores: dict, path: str, seeds) -> None:
       n: preset_choice.score_key(n, setting.name, FLAGS.num_runs, tuned=True)
       for n in names
     }
-    if all(k in scores for k in keys.values()):
+    missing = [n for n in names if keys[n] not in scores]
+    if not missing:
       continue
     task_sets.apply_setting(setting, tasks, FLAGS.gin_file, FLAGS.gin_bindings)
     env = method_runs.make_environment(metadata, seed=0, evaluate_test=False)
@@ -196,14 +197,17 @@ def _validation_peers(tasks, settings, scores: dict, path: str, seeds) -> None:
     env = None
     root = os.path.join(FLAGS.root_dir, _slug(setting.name))
     os.makedirs(root, exist_ok=True)
-    step_decay = evaluation.run_baseline_search(root, None, 0, num_steps, say=_say)
+    step_decay = (
+      evaluation.run_baseline_search(root, None, 0, num_steps, say=_say)
+      if "step_decay" in missing
+      else None
+    )
     rates = gin_utils.bound_value(
       "evaluate.peer_learning_rates", evaluation.DEFAULT_PEER_LEARNING_RATES
     )
-    tuned = evaluation.tune_peers(names[1:], rates, num_steps, interval, 0, say=_say)
-    for name in names:
-      if keys[name] in scores:
-        continue
+    peers = [n for n in missing if n != "step_decay"]
+    tuned = evaluation.tune_peers(peers, rates, num_steps, interval, 0, say=_say)
+    for name in missing:
       trainee = evaluation.build_evaluation_trainee(seeds[0])
       start, best = time.perf_counter(), []
       for seed in seeds:
@@ -355,14 +359,18 @@ def _test(tasks) -> None:
 def main(argv):
   del argv
   from lr_controller import gin_utils
+  from lr_controller.errors import UserError, first_line
   from lr_controller.judge import task_sets
 
-  task_set_path = gin_utils.resolve_gin_file(FLAGS.task_set)
-  tasks = task_sets.load_task_set(task_set_path)
-  if FLAGS.mode == "validation":
-    _validation(tasks, task_set_path)
-  else:
-    _test(tasks)
+  try:
+    task_set_path = gin_utils.resolve_gin_file(FLAGS.task_set)
+    tasks = task_sets.load_task_set(task_set_path)
+    if FLAGS.mode == "validation":
+      _validation(tasks, task_set_path)
+    else:
+      _test(tasks)
+  except UserError as e:
+    raise SystemExit(f"error: {first_line(e)}") from None
 
 
 if __name__ == "__main__":

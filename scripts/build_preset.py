@@ -16,8 +16,10 @@ r"""Rebuilds the shipped "general" preset from scratch, then installs it in the 
 3. Copies that policy to `lr_controller/preset_policies/general`, the folder
    the wheel ships (`lr_controller.presets`).
 
-On 2 CPU cores: about 13 min per seed, two at a time (about 65 min for
-nine), then about 30 min of validation runs.
+On 2 CPU cores, about 70 min in all (measured at stop 29): 9-11 min per
+seed with two at a time (about 55 min for nine), then about 15 min of
+validation runs (about 35 s per policy; the tuned methods' searches and
+runs take the rest).
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ def _train(root_dir: str, seeds: list[int], jobs: int) -> None:
 
 
 def _choose(root_dir: str, seeds: list[int], num_runs: int) -> str:
+  from lr_controller.errors import UserError
   from lr_controller.judge import preset_choice
 
   policies = [
@@ -82,11 +85,15 @@ def _choose(root_dir: str, seeds: list[int], num_runs: int) -> str:
     "--peers",
     *[f"--policy_dir={p}" for p in policies],
   ]
-  subprocess.run(command, check=True)
+  if subprocess.run(command).returncode:
+    sys.exit("error: the validation runs failed (their error is above)")
   with open(os.path.join(validation_root, "validation.json")) as f:
     scores = json.load(f)
-  candidates, methods = preset_choice.split_scores(scores, policies, num_runs)
-  chosen, table = preset_choice.choose(candidates, methods)
+  try:
+    candidates, methods = preset_choice.split_scores(scores, policies, num_runs)
+    chosen, table = preset_choice.choose(candidates, methods)
+  except UserError as e:
+    sys.exit(f"error: {e}")
   for policy, entry in sorted(table.items(), key=lambda item: item[1]["score"]):
     gaps = ", ".join(
       f"{setting} {gap:+.2f} (vs {entry['references'][setting]})"

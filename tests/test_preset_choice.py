@@ -70,18 +70,47 @@ class PresetChoiceTest(tf.test.TestCase):
       preset_choice.choose({"cnn only": {"cnn": [1.0] * 8}}, peers)
     with self.assertRaisesRegex(UserError, "no candidate"):
       preset_choice.choose({}, peers)
+    with self.assertRaisesRegex(UserError, "with --peers"):
+      preset_choice.choose(candidates, {})
+    extra = {"even": {**candidates["even"], "resnet": [1.0] * 8}}
+    with self.assertRaisesRegex(UserError, "no tuned method was scored on resnet"):
+      preset_choice.choose(extra, peers)
+    diverged = {
+      m: {s: [math.inf, *v[1:]] for s, v in by.items()} for m, by in peers.items()
+    }
+    with self.assertRaisesRegex(UserError, "no reference"):
+      preset_choice.choose(candidates, diverged)
 
   def test_split_scores(self):
     general = "/p/general"
+    setting = "a|b setting"  # A separator in a name does not confuse it.
     scores = {
-      preset_choice.score_key(general, "cnn", 2): {"best_val": [1.0, 1.1]},
-      preset_choice.score_key(general, "cnn", 3): {"best_val": [1.0, 1.1, 1.2]},
-      preset_choice.score_key("/p/other", "cnn", 2): {"best_val": [0.9, 1.0]},
-      preset_choice.score_key("cosine", "cnn", 2, tuned=True): {"best_val": [0.8, 0.9]},
+      preset_choice.score_key(general, setting, 2): {
+        "policy": general,
+        "setting": setting,
+        "best_val": [1.0, 1.1],
+      },
+      preset_choice.score_key(general, setting, 3): {
+        "policy": general,
+        "setting": setting,
+        "best_val": [1.0, 1.1, 1.2],
+      },
+      preset_choice.score_key("/p/other", setting, 2): {
+        "policy": "/p/other",
+        "setting": setting,
+        "best_val": [0.9, 1.0],
+      },
+      preset_choice.score_key("cosine", setting, 2, tuned=True): {
+        "method": "cosine",
+        "setting": setting,
+        "best_val": [0.8, 0.9],
+      },
     }
     candidates, methods = preset_choice.split_scores(scores, [general], 2)
-    self.assertEqual(candidates, {general: {"cnn": [1.0, 1.1]}})
-    self.assertEqual(methods, {"cosine": {"cnn": [0.8, 0.9]}})
+    self.assertEqual(candidates, {general: {setting: [1.0, 1.1]}})
+    self.assertEqual(methods, {"cosine": {setting: [0.8, 0.9]}})
+    with self.assertRaisesRegex(UserError, "not a record"):
+      preset_choice.split_scores({"k": {"best_val": [1.0, 1.1]}}, [general], 2)
 
 
 @pytest.mark.slow
@@ -118,7 +147,8 @@ class ValidationPeersTest(tf.test.TestCase):
     setting = "digits/lenet/rmsprop lr0=0.001"
     for by_setting in [*candidates.values(), *methods.values()]:
       self.assertLen(by_setting[setting], 2)
-    self.assertNotIn("test", json.dumps(scores))  # Validation only.
+    for entry in scores.values():  # Validation losses only, never a test loss.
+      self.assertEqual(set(entry) - {"policy", "method"}, {"setting", "best_val"})
     chosen, table = preset_choice.choose(candidates, methods)
     self.assertEqual(chosen, general)
     self.assertIn(table[general]["references"][setting], methods)

@@ -46,19 +46,31 @@ def split_scores(
 ) -> tuple[dict, dict]:
   """(candidates, methods) of `choose` from a validation.json's entries.
 
-  Candidates are the `policies` (absolute directories); methods are every
-  tuned method scored with `num_runs` trainees.
+  Each entry names its `setting` and either its `policy` (a candidate when
+  one of `policies`, absolute directories) or its tuned `method`; only
+  entries of `num_runs` trainees count.
+
+  Raises:
+    UserError: for an entry that is not such a record.
   """
   candidates: dict[str, dict] = {}
   methods: dict[str, dict] = {}
   for key, entry in scores.items():
-    name, setting, runs = key.rsplit("|", 2)
-    if int(runs) != num_runs:
+    if (
+      not isinstance(entry, Mapping)
+      or not isinstance(entry.get("setting"), str)
+      or not isinstance(entry.get("best_val"), list)
+      or ("policy" in entry) == ("method" in entry)
+    ):
+      raise UserError(
+        f"validation score {key!r} is not a record of one policy or method"
+      )
+    if len(entry["best_val"]) != num_runs:
       continue
-    if name.startswith(TUNED_PREFIX):
-      methods.setdefault(name[len(TUNED_PREFIX) :], {})[setting] = entry["best_val"]
-    elif name in policies:
-      candidates.setdefault(name, {})[setting] = entry["best_val"]
+    if "method" in entry:
+      methods.setdefault(entry["method"], {})[entry["setting"]] = entry["best_val"]
+    elif entry["policy"] in policies:
+      candidates.setdefault(entry["policy"], {})[entry["setting"]] = entry["best_val"]
   return candidates, methods
 
 
@@ -85,13 +97,17 @@ def gap(candidate: Sequence[float], reference_values: Sequence[float]) -> float:
   of the difference times inf (0 when equal).
 
   Raises:
-    UserError: if the two do not hold one loss per trainee each.
+    UserError: if the two do not hold one loss per trainee each, or the
+      reference has a diverged run (its mean is then inf: it is the
+      reference only when every method diverged somewhere).
   """
   if len(candidate) != len(reference_values) or len(candidate) < 2:
     raise UserError(
       f"a candidate and the reference need the same trainees (two at least): "
       f"{len(candidate)} and {len(reference_values)} runs"
     )
+  if not all(math.isfinite(v) for v in reference_values):
+    raise UserError("every tuned method diverged on some trainee: no reference")
   if not all(math.isfinite(v) for v in candidate):
     return math.inf
   runs = [{"seed": i, "loss": float(v)} for i, v in enumerate(candidate)]
@@ -125,6 +141,8 @@ def choose(candidates: Scores, methods: Scores) -> tuple[str, dict[str, dict]]:
   if not candidates:
     raise UserError("no candidate controller to choose from")
   settings = sorted({s for by_setting in methods.values() for s in by_setting})
+  if not settings:
+    raise UserError("no tuned method was scored: run the validation with --peers")
   references = {}
   for setting in settings:
     on_setting = {name: by[setting] for name, by in methods.items() if setting in by}
@@ -136,6 +154,9 @@ def choose(candidates: Scores, methods: Scores) -> tuple[str, dict[str, dict]]:
       raise UserError(
         f"candidate {name} has no validation runs on {', '.join(missing)}"
       )
+    unmatched = [s for s in by_setting if s not in settings]
+    if unmatched:
+      raise UserError(f"no tuned method was scored on {', '.join(unmatched)}")
     gaps = {s: gap(by_setting[s], methods[references[s]][s]) for s in settings}
     table[name] = {
       "score": max(gaps.values()) if gaps else 0.0,
