@@ -97,6 +97,21 @@ class _RateTrainee(_ScriptedTrainee):
     return trainee_lib.EvalResult(self._loss, 0.5, np.full((4, 3), 1 / 3, np.float32))
 
 
+def _bind_scope(test: tf.test.TestCase, scope: str) -> None:
+  """Gives gin scope `scope` a binding (any), so that scoped settings may name it."""
+  with gin.unlock_config():
+    gin.bind_parameter(f"{scope}/make_optimizer.name", "adam")
+  test.addCleanup(gin.clear_config)
+
+
+def _steps_to_end(env, action: float = 0.0) -> list:
+  """Steps a reset environment with a constant `action` to the episode's end."""
+  steps = [env.step(np.float32(action))]
+  while not steps[-1].is_last():
+    steps.append(env.step(np.float32(action)))
+  return steps
+
+
 def _softmax(logits):
   e = np.exp(logits - logits.max(axis=1, keepdims=True))
   return e / e.sum(axis=1, keepdims=True)
@@ -392,9 +407,7 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
       env.reset()
 
   def test_adaptive_optimizer_follows_the_episodes_setting(self):
-    with gin.unlock_config():
-      gin.bind_parameter("adam/make_optimizer.name", "adam")  # Any binding.
-    self.addCleanup(gin.clear_config)
+    _bind_scope(self, "adam")
 
     def build(seed):  # Called inside the setting's gin scope.
       trainee = _ScriptedTrainee([2.0] * 3)
@@ -416,9 +429,7 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
     seen = {}
     for _ in range(8):
       observation = env.reset().observation
-      step = None
-      while step is None or not step.is_last():
-        step = env.step(np.float32(0.0))
+      _steps_to_end(env)
       seen.setdefault(env.last_episode["trainee_scope"], set()).add(
         float(observation[0])
       )
@@ -595,11 +606,7 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
   def test_last_episode_record(self):
     env = _env()
     env.reset()
-    total = 0.0
-    step = None
-    while step is None or not step.is_last():
-      step = env.step(np.float32(0.1))
-      total += float(step.reward)
+    total = sum(float(step.reward) for step in _steps_to_end(env, 0.1))
     record = env.last_episode
     self.assertLen(record["learning_rates"], 4)
     self.assertAllClose(record["return"], total, rtol=1e-5)
@@ -613,9 +620,7 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
     def build(seed):  # The optimizer as gin configures it.
       return trainee_lib.Trainee(_model(seed), trainee_lib.make_optimizer(), data)
 
-    with gin.unlock_config():
-      gin.bind_parameter("adam/make_optimizer.name", "adam")
-    self.addCleanup(gin.clear_config)
+    _bind_scope(self, "adam")
     env = env_lib.LearningRateControlEnv(
       build,
       num_steps=20,
@@ -645,9 +650,7 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
     self.assertNotIn("trainee_scope", plain.last_episode)
 
   def test_reference_curves_are_kept_per_scope(self):
-    with gin.unlock_config():
-      gin.bind_parameter("other/make_optimizer.name", "adam")  # Any binding.
-    self.addCleanup(gin.clear_config)
+    _bind_scope(self, "other")
     built = []
 
     def build(seed):
@@ -673,9 +676,7 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual([t.train_calls for t in built], [2, 2])
 
   def test_scoped_episode_lengths(self):
-    with gin.unlock_config():
-      gin.bind_parameter("long/make_optimizer.name", "adam")  # Any binding.
-    self.addCleanup(gin.clear_config)
+    _bind_scope(self, "long")
     env = env_lib.LearningRateControlEnv(
       lambda seed: _RateTrainee(),
       num_steps=20,
@@ -692,10 +693,7 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
     for _ in range(8):
       budgets = [float(env.reset().observation[0])]
       decisions = env.decisions_per_episode
-      step = None
-      while step is None or not step.is_last():
-        step = env.step(np.float32(0.0))
-        budgets.append(float(step.observation[0]))
+      budgets += [float(step.observation[0]) for step in _steps_to_end(env)]
       record = env.last_episode
       steps = {"": 20, "long": 50}[record["trainee_scope"]]
       seen.add(record["trainee_scope"])
@@ -708,9 +706,7 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(seen, {"", "long"})
 
   def test_scoped_reward_scales(self):
-    with gin.unlock_config():
-      gin.bind_parameter("long/make_optimizer.name", "adam")  # Any binding.
-    self.addCleanup(gin.clear_config)
+    _bind_scope(self, "long")
 
     def rewards_by_scope(**kwargs):
       env = env_lib.LearningRateControlEnv(
@@ -728,10 +724,7 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
       got = []
       for _ in range(6):
         env.reset()
-        step, rewards_got = None, []
-        while step is None or not step.is_last():
-          step = env.step(np.float32(0.0))
-          rewards_got.append(float(step.reward))
+        rewards_got = [float(step.reward) for step in _steps_to_end(env)]
         got.append((env.last_episode["trainee_scope"], rewards_got))
       return got
 
@@ -753,9 +746,7 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
         rewards_by_scope(scoped_reward_scales=scales)
 
   def test_training_settings_describe_every_scope(self):
-    with gin.unlock_config():
-      gin.bind_parameter("long/make_optimizer.name", "adam")  # Any binding.
-    self.addCleanup(gin.clear_config)
+    _bind_scope(self, "long")
     env = env_lib.LearningRateControlEnv(
       lambda seed: toy_problems.NoisyQuadraticTrainee(seed=seed),
       num_steps=20,
@@ -790,9 +781,7 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
     )
 
   def test_bad_scoped_episode_lengths(self):
-    with gin.unlock_config():
-      gin.bind_parameter("adam/make_optimizer.name", "adam")
-    self.addCleanup(gin.clear_config)
+    _bind_scope(self, "adam")
     for steps, message in (
       ({"other": 20}, "not a scope of scoped_initial_learning_rates"),
       ({"": 20}, "not a scope"),
@@ -819,9 +808,7 @@ class EnvironmentTest(tf.test.TestCase, parameterized.TestCase):
         _env(**kwargs)
 
   def test_bad_scoped_settings(self):
-    with gin.unlock_config():
-      gin.bind_parameter("adam/make_optimizer.name", "adam")
-    self.addCleanup(gin.clear_config)
+    _bind_scope(self, "adam")
     for scoped, message in (
       ({"1x": (0.1,)}, "not a gin scope"),
       ({"adma": (0.1,)}, "no binding in scope 'adma'"),  # A typo.
