@@ -183,7 +183,8 @@ def _validation_peers(tasks, settings, scores: dict, path: str, seeds) -> None:
 
   _, metadata = method_runs.load_policy(_policy_path(FLAGS.policy_dir[0]))
   for setting in settings:
-    names = _tuned_names_for(setting, tasks)
+    task_sets.apply_setting(setting, tasks, FLAGS.gin_file, FLAGS.gin_bindings)
+    names = _tuned_names()  # A setting may bind its own peers.
     keys = {
       n: preset_choice.score_key(n, setting.name, FLAGS.num_runs, tuned=True)
       for n in names
@@ -191,7 +192,6 @@ def _validation_peers(tasks, settings, scores: dict, path: str, seeds) -> None:
     missing = [n for n in names if keys[n] not in scores]
     if not missing:
       continue
-    task_sets.apply_setting(setting, tasks, FLAGS.gin_file, FLAGS.gin_bindings)
     env = method_runs.make_environment(metadata, seed=0, evaluate_test=False)
     num_steps, interval = env.num_steps, env.action_interval
     env = None
@@ -234,14 +234,6 @@ def _validation_peers(tasks, settings, scores: dict, path: str, seeds) -> None:
         f"tuned {name} on {setting.name}: mean best validation loss "
         f"{np.mean(best):.4f} ({time.perf_counter() - start:.0f}s)"
       )
-
-
-def _tuned_names_for(setting, tasks) -> list[str]:
-  """`_tuned_names` under the setting's gin (a setting may bind its own peers)."""
-  from lr_controller.judge import task_sets
-
-  task_sets.apply_setting(setting, tasks, FLAGS.gin_file, FLAGS.gin_bindings)
-  return _tuned_names()
 
 
 # ---------------------------------------------------------------------------

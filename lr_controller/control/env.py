@@ -51,8 +51,8 @@ from lr_controller.trainee import protocol
 from lr_controller.trainee import trainee as trainee_lib
 
 # `%PAPER_FEATURES`, `%BUDGET_AWARE_FEATURES`, `%RELATIVE_RATE_FEATURES`,
-# `%STALL_FEATURES` and `%OPTIMIZER_AWARE_FEATURES` in gin files (registered here, on the training side, so
-# that `features` and the callback need no gin).
+# `%STALL_FEATURES` and `%OPTIMIZER_AWARE_FEATURES` in gin files (registered
+# here, on the training side, so that `features` and the callback need no gin).
 gin.constant("PAPER_FEATURES", features_lib.PAPER_FEATURES)
 gin.constant("BUDGET_AWARE_FEATURES", features_lib.BUDGET_AWARE_FEATURES)
 gin.constant("RELATIVE_RATE_FEATURES", features_lib.RELATIVE_RATE_FEATURES)

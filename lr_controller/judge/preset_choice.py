@@ -29,6 +29,9 @@ from lr_controller.judge import comparison
 Scores = Mapping[str, Mapping[str, Sequence[float]]]
 
 
+TUNED_PREFIX = "tuned:"  # Keys of tuned methods' scores start with it.
+
+
 def score_key(name: str, setting: str, num_runs: int, tuned: bool = False) -> str:
   """The key of one score in `benchmarks/preset_heldout.py`'s validation.json.
 
@@ -36,9 +39,6 @@ def score_key(name: str, setting: str, num_runs: int, tuned: bool = False) -> st
   (step_decay or a peer).
   """
   return f"{TUNED_PREFIX if tuned else ''}{name}|{setting}|{num_runs}"
-
-
-TUNED_PREFIX = "tuned:"
 
 
 def split_scores(
